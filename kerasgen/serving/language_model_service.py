@@ -1,0 +1,229 @@
+"""The serving functions of a language model: raw strings in, generated strings out.
+
+`LanguageModelService` wraps a model that follows the decoding step contract
+(`initial_decoding_state(batch)`, `decoding_step(ids, state, index)`, and `model(ids)` for the
+whole sequence) and its tokenizer, and builds the `tf.function`s that become the SavedModel's
+signatures. Tokenization, the whole decode loop and detokenization run inside each function, so
+an export needs nothing of kerasgen to run. The same functions serve in-process generation
+(training samples, tests), so what a user sees during training is what the export returns.
+"""
+
+import tensorflow as tf
+
+from kerasgen.decoding import (
+    BeamSearchStrategy,
+    SamplingStrategy,
+    decode,
+    generated_tokens,
+    prepare_prompts,
+)
+
+
+def _batch_vector(dtype):
+    return tf.TensorSpec([None], dtype)
+
+
+def _check_same_batch(name, tensor, batch):
+    """INVALID_ARGUMENT naming `name` when its batch size differs from the prompts'."""
+    return tf.debugging.assert_equal(
+        tf.shape(tensor)[0],
+        batch,
+        message=f"{name} must have one value per prompt (the same batch size as prompt)",
+    )
+
+
+class LanguageModelService:
+    """Builds the generation signatures of one model and tokenizer.
+
+    Args:
+        model: a Keras model with `initial_decoding_state`, `decoding_step` and `call`.
+        tokenizer: a `kerasgen.tokenizers.Tokenizer`.
+        config: a `DecodingConfig` (limits and defaults).
+        jit_compile: compile the decode loop with XLA (for TensorFlow programs on GPU/TPU;
+            TensorFlow Serving runs XLA functions only experimentally).
+
+    Signatures (every input and output is `[batch]` or `[batch, ...]`, as TensorFlow
+    Serving's REST row format needs):
+        serving_default(prompt) → text, num_tokens, log_prob (the export's defaults; fresh
+            randomness on every call).
+        generate(prompt, max_new_tokens, temperature, top_k, top_p, seed) → the same outputs.
+        beam_search(prompt, length_penalty) → texts, scores `[batch, num_beams]`.
+        score(text) → log_prob, num_tokens (start and end tokens included in the scoring).
+    """
+
+    def __init__(self, model, tokenizer, config, *, jit_compile=False):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.jit_compile = jit_compile
+        self._sample_loop = tf.function(self._sample_loop_impl, jit_compile=jit_compile)
+        self._beam_loop = tf.function(self._beam_loop_impl, jit_compile=jit_compile)
+        self.serving_default = tf.function(
+            self._serving_default, input_signature=[_batch_vector(tf.string)]
+        )
+        self.generate = tf.function(
+            self._generate,
+            input_signature=[
+                _batch_vector(tf.string),
+                _batch_vector(tf.int32),
+                _batch_vector(tf.float32),
+                _batch_vector(tf.int32),
+                _batch_vector(tf.float32),
+                _batch_vector(tf.int32),
+            ],
+        )
+        self.beam_search = tf.function(
+            self._beam_search,
+            input_signature=[_batch_vector(tf.string), _batch_vector(tf.float32)],
+        )
+        self.score = tf.function(self._score, input_signature=[_batch_vector(tf.string)])
+
+    def signatures(self):
+        """`{name: tf.function}` of every signature an export carries."""
+        return {
+            "serving_default": self.serving_default,
+            "generate": self.generate,
+            "beam_search": self.beam_search,
+            "score": self.score,
+        }
+
+    # The decode loops: dense tensors in and out, so they compile with XLA.
+
+    def _sample_loop_impl(self, prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k,
+                          top_p, seeds):
+        strategy = SamplingStrategy(
+            end_id=self.tokenizer.end_id,
+            pad_id=self.tokenizer.pad_id,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seeds=seeds,
+        )
+        initial_state = self.model.initial_decoding_state(tf.shape(prompt_ids)[0])
+        return decode(
+            self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths
+        )
+
+    def _beam_loop_impl(self, prompt_ids, prompt_lengths, max_new_tokens, length_penalty):
+        strategy = BeamSearchStrategy(
+            num_beams=self.config.num_beams,
+            end_id=self.tokenizer.end_id,
+            pad_id=self.tokenizer.pad_id,
+            max_new_tokens=max_new_tokens,
+            alpha=length_penalty,
+        )
+        initial_state = self.model.initial_decoding_state(tf.shape(prompt_ids)[0])
+        return decode(
+            self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths
+        )
+
+    # Signature bodies.
+
+    def _prompts(self, prompt):
+        token_ids = self.tokenizer.tokenize(prompt)
+        return prepare_prompts(
+            token_ids,
+            start_id=self.tokenizer.start_id,
+            pad_id=self.tokenizer.pad_id,
+            max_prompt_tokens=self.config.max_prompt_tokens,
+            max_length=self.config.max_length,
+        )
+
+    def _continuations(self, result):
+        token_ids = generated_tokens(
+            result["tokens"], result["prompt_lengths"], result["num_tokens"], self.tokenizer.end_id
+        )
+        return self.tokenizer.detokenize(token_ids)
+
+    def _serving_default(self, prompt):
+        batch = tf.shape(prompt)[0]
+        config = self.config
+        return self._generate(
+            prompt,
+            tf.fill([batch], config.max_new_tokens),
+            tf.fill([batch], float(config.temperature)),
+            tf.fill([batch], config.top_k),
+            tf.fill([batch], float(config.top_p)),
+            tf.fill([batch], -1),
+        )
+
+    def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
+        batch = tf.shape(prompt)[0]
+        cap = self.config.max_new_tokens_cap
+        checks = [
+            _check_same_batch(name, tensor, batch)
+            for name, tensor in [
+                ("max_new_tokens", max_new_tokens),
+                ("temperature", temperature),
+                ("top_k", top_k),
+                ("top_p", top_p),
+                ("seed", seed),
+            ]
+        ] + [
+            tf.debugging.assert_non_negative(
+                max_new_tokens, message="max_new_tokens must be >= 0"
+            ),
+            tf.debugging.assert_less_equal(
+                max_new_tokens, cap, message=f"max_new_tokens must be <= {cap}, this export's cap"
+            ),
+            tf.debugging.assert_non_negative(temperature, message="temperature must be >= 0"),
+            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 means off)"),
+            tf.debugging.assert_greater(
+                top_p, 0.0, message="top_p must be in (0, 1] (1 means off)"
+            ),
+            tf.debugging.assert_less_equal(
+                top_p, 1.0, message="top_p must be in (0, 1] (1 means off)"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            prompt_ids, prompt_lengths = self._prompts(prompt)
+        # A negative seed asks for fresh randomness: draw a seed for that row.
+        fresh = tf.random.uniform([batch], maxval=tf.int32.max, dtype=tf.int32)
+        seeds = tf.where(seed < 0, fresh, seed)
+        result = self._sample_loop(
+            prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seeds
+        )
+        return {
+            "text": self._continuations(result),
+            "num_tokens": result["num_tokens"],
+            "log_prob": result["log_prob"],
+        }
+
+    def _beam_search(self, prompt, length_penalty):
+        batch = tf.shape(prompt)[0]
+        with tf.control_dependencies(
+            [_check_same_batch("length_penalty", length_penalty, batch)]
+        ):
+            prompt_ids, prompt_lengths = self._prompts(prompt)
+        result = self._beam_loop(
+            prompt_ids,
+            prompt_lengths,
+            tf.fill([batch], self.config.max_new_tokens),
+            length_penalty,
+        )
+        texts = self._continuations(result)
+        return {
+            "texts": tf.reshape(texts, [batch, self.config.num_beams]),
+            "scores": result["scores"],
+        }
+
+    def _score(self, text):
+        tokenizer = self.tokenizer
+        token_ids = tf.cast(tokenizer.tokenize(text), tf.int32)
+        batch = token_ids.nrows()
+        starts = tf.fill([batch, 1], tf.constant(tokenizer.start_id, tf.int32))
+        ends = tf.fill([batch, 1], tf.constant(tokenizer.end_id, tf.int32))
+        sequence = tf.concat(
+            [tf.RaggedTensor.from_tensor(starts), token_ids, tf.RaggedTensor.from_tensor(ends)],
+            axis=1,
+        )
+        dense = sequence.to_tensor(default_value=tokenizer.pad_id)  # [batch, length]
+        inputs, targets = dense[:, :-1], dense[:, 1:]
+        logits = tf.cast(self.model(inputs, training=False), tf.float32)
+        token_log_probs = tf.gather(tf.nn.log_softmax(logits), targets, batch_dims=2)
+        mask = targets != tokenizer.pad_id
+        return {
+            "log_prob": tf.reduce_sum(tf.where(mask, token_log_probs, 0.0), axis=1),
+            "num_tokens": tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
+        }

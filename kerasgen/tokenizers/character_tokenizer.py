@@ -1,0 +1,146 @@
+"""A tokenizer whose tokens are Unicode code points."""
+
+import collections
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from kerasgen.tokenizers.tokenizer import Tokenizer
+from kerasgen.tokenizers.vocabulary import (
+    RESERVED_TOKENS,
+    VOCABULARY_FILE_NAME,
+    batches,
+    check_max_vocab_size,
+    most_frequent,
+    write_vocabulary_file,
+)
+
+# U+FFFD, what an unknown id turns into, like an undecodable byte does.
+REPLACEMENT_CHARACTER = 0xFFFD
+
+
+class CharacterTokenizer(Tokenizer):
+    """Tokenizes text into Unicode code points, one token per character.
+
+    A newline cannot be a line of a line-based file, so the vocabulary file stores each code
+    point as a decimal integer, one per line, read back with a `TextFileInitializer` of
+    `key_dtype=tf.int64`. The reserved ids 0-3 are stored as the negative numbers -1 to -4,
+    which no code point can collide with. Any text made only of in-vocabulary characters
+    survives `detokenize(tokenize(text))` exactly, newlines and non-ASCII included.
+
+    Example:
+
+    >>> tokenizer = CharacterTokenizer.learn(["hi\\n"], "/tmp/chars")
+    >>> tokenizer.tokenize(tf.constant(["hi", "hiX"]))
+    <tf.RaggedTensor [[5, 6], [5, 6, 3]]>
+
+    Args:
+        vocabulary_file: path of the file of code points, one decimal integer per line.
+        name: name of the module.
+    """
+
+    DEFAULT_MAX_VOCAB_SIZE = None  # every character of the corpus
+
+    def __init__(self, vocabulary_file: str, name: str | None = None):
+        super().__init__(vocabulary_file, name=name)
+        line_number = tf.lookup.TextFileIndex.LINE_NUMBER
+        whole_line = tf.lookup.TextFileIndex.WHOLE_LINE
+        # code point -> id; anything not in the file is unknown.
+        self._id_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.vocabulary_file,
+                key_dtype=tf.int64,
+                key_index=whole_line,
+                value_dtype=tf.int64,
+                value_index=line_number,
+                vocab_size=self.vocab_size,
+            ),
+            default_value=self.unk_id,
+        )
+        # id -> code point; unknown and reserved ids (stored as negatives) render as U+FFFD.
+        self._code_point_table = tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.vocabulary_file,
+                key_dtype=tf.int64,
+                key_index=line_number,
+                value_dtype=tf.int64,
+                value_index=whole_line,
+                vocab_size=self.vocab_size,
+            ),
+            default_value=REPLACEMENT_CHARACTER,
+        )
+
+    @property
+    def level(self) -> str:
+        return "character"
+
+    def tokenize(self, texts) -> tf.RaggedTensor:
+        """Maps each code point to its id.
+
+        Args:
+            texts: `[batch]` tf.string; invalid UTF-8 bytes decode to U+FFFD.
+
+        Returns:
+            `[batch, (characters)]` int32 RaggedTensor.
+        """
+        texts = tf.convert_to_tensor(texts, dtype=tf.string)
+        code_points = tf.strings.unicode_decode(
+            texts, "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
+        )  # [batch, (characters)] int32
+        ids = tf.ragged.map_flat_values(
+            lambda flat: self._id_table.lookup(tf.cast(flat, tf.int64)), code_points
+        )
+        return tf.cast(ids, tf.int32)
+
+    def detokenize(self, ids) -> tf.Tensor:
+        """Maps ids back to characters; unknown ids become U+FFFD.
+
+        Args:
+            ids: `[batch, (length)]` integer ids, ragged or dense.
+
+        Returns:
+            `[batch]` tf.string.
+        """
+        ids = self._prepare_ids(ids)  # [batch, (length)] int64
+        code_points = tf.ragged.map_flat_values(self._code_point_table.lookup, ids)
+        code_points = tf.ragged.map_flat_values(
+            lambda flat: tf.where(flat < 0, tf.constant(REPLACEMENT_CHARACTER, tf.int64), flat),
+            code_points,
+        )
+        return tf.strings.unicode_encode(tf.cast(code_points, tf.int32), "UTF-8")
+
+    @classmethod
+    def learn(
+        cls, texts: list[str], directory: str, max_vocab_size: int | None = None
+    ) -> "CharacterTokenizer":
+        """Writes the vocabulary of `texts` into `directory` and returns its tokenizer.
+
+        Args:
+            texts: the corpus, a list of documents.
+            directory: where to write the vocabulary file; created if missing.
+            max_vocab_size: cap on `vocab_size` (the 4 reserved ids included); the most
+                frequent characters are kept. None keeps every character.
+
+        Returns:
+            the tokenizer of the written vocabulary.
+        """
+        check_max_vocab_size(max_vocab_size)
+        counts = collections.Counter()
+        for batch in batches(texts):
+            code_points = tf.strings.unicode_decode(
+                tf.constant(batch, dtype=tf.string),
+                "UTF-8",
+                errors="replace",
+                replacement_char=REPLACEMENT_CHARACTER,
+            )
+            values, frequencies = np.unique(code_points.flat_values.numpy(), return_counts=True)
+            counts.update(dict(zip(values.tolist(), frequencies.tolist(), strict=True)))
+        limit = None if max_vocab_size is None else max_vocab_size - len(RESERVED_TOKENS)
+        # Sorted by code point so that a vocabulary reads like the alphabet.
+        code_points = sorted(most_frequent(counts, limit))
+        reserved = [str(-1 - index) for index in range(len(RESERVED_TOKENS))]
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, VOCABULARY_FILE_NAME)
+        write_vocabulary_file(path, reserved + [str(code_point) for code_point in code_points])
+        return cls(path)

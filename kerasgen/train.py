@@ -1,0 +1,91 @@
+"""Command line: train a model, evaluate it, print samples and export it.
+
+    python -m kerasgen.train                      # the default model on the embedded corpus
+    python -m kerasgen.train --data_path=my.txt   # on your own UTF-8 text
+    python -m kerasgen.train --dataset=tiny_shakespeare --model=text_generator_large
+
+Thin by design: flags become a `TrainConfig`, and `kerasgen.training.train_and_evaluate` does
+the work (the tests call it directly).
+"""
+
+from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
+
+quiet_tensorflow_logs()
+
+from absl import app, flags  # noqa: E402
+
+from kerasgen.models.presets import preset_names  # noqa: E402
+from kerasgen.tokenizers import TOKENIZER_LEVELS  # noqa: E402
+from kerasgen.training import TrainConfig, train_and_evaluate  # noqa: E402
+from kerasgen.serving import DecodingConfig  # noqa: E402
+
+_DEFAULTS = TrainConfig()
+
+flags.DEFINE_enum("model", _DEFAULTS.model, preset_names(), "Model preset to train.")
+flags.DEFINE_enum("tokenizer", _DEFAULTS.tokenizer, list(TOKENIZER_LEVELS), "Token level.")
+flags.DEFINE_integer("max_vocab_size", None, "Vocabulary cap for word and subword tokenizers.")
+flags.DEFINE_string("data_path", None, "A local UTF-8 text file to train on.")
+flags.DEFINE_string("dataset", None, "A TensorFlow Datasets name to train on (needs internet "
+                    "unless already prepared), e.g. tiny_shakespeare.")
+flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data folder.")
+flags.DEFINE_string("workdir", "workdir", "Checkpoints, TensorBoard logs and the run's "
+                    "configuration go here; rerunning with the same folder resumes.")
+flags.DEFINE_string("export_dir", _DEFAULTS.export_dir, "TensorFlow Serving base folder: the "
+                    "export lands in <export_dir>/<model>/<version>/.")
+flags.DEFINE_boolean("export", _DEFAULTS.export, "Export a SavedModel after training.")
+flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Training epochs.", lower_bound=1)
+flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the data).",
+                     lower_bound=1)
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Windows per batch.", lower_bound=1)
+flags.DEFINE_integer("seq_len", _DEFAULTS.seq_len, "Tokens per training window.", lower_bound=1)
+flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.",
+                   lower_bound=0.0)
+flags.DEFINE_float("clipnorm", _DEFAULTS.clipnorm, "Gradient clipping norm.", lower_bound=0.0)
+flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
+flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Samples printed after training.",
+                     lower_bound=0)
+flags.DEFINE_integer("max_new_tokens", DecodingConfig.max_new_tokens,
+                     "Tokens the export generates by default.", lower_bound=0)
+flags.DEFINE_float("temperature", DecodingConfig.temperature,
+                   "Sampling temperature of the export's default signature (0 = greedy).",
+                   lower_bound=0.0)
+flags.DEFINE_integer("num_beams", DecodingConfig.num_beams,
+                     "Beam width of the export's beam_search signature.", lower_bound=1)
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    config = TrainConfig(
+        model=FLAGS.model,
+        tokenizer=FLAGS.tokenizer,
+        max_vocab_size=FLAGS.max_vocab_size,
+        data_path=FLAGS.data_path,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        epochs=FLAGS.epochs,
+        steps_per_epoch=FLAGS.steps_per_epoch,
+        batch_size=FLAGS.batch_size,
+        seq_len=FLAGS.seq_len,
+        learning_rate=FLAGS.learning_rate,
+        clipnorm=FLAGS.clipnorm,
+        seed=FLAGS.seed,
+        export_dir=FLAGS.export_dir,
+        export=FLAGS.export,
+        num_samples=FLAGS.num_samples,
+    )
+    decoding = DecodingConfig(
+        max_new_tokens=FLAGS.max_new_tokens,
+        max_new_tokens_cap=max(DecodingConfig.max_new_tokens_cap, FLAGS.max_new_tokens),
+        temperature=FLAGS.temperature,
+        num_beams=FLAGS.num_beams,
+    )
+    run_reporting_user_errors(
+        "kerasgen.train", lambda: train_and_evaluate(config, FLAGS.workdir, decoding=decoding)
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)
