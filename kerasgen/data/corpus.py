@@ -103,8 +103,8 @@ def _load_text_file(path: str, validation_fraction: float) -> Corpus:
     if not train or not validation:
         missing = "train" if not train else "validation"
         raise CorpusError(
-            f"{path}: too small to split: {len(text)} characters leave the {missing} part "
-            f"empty at validation_fraction={validation_fraction}"
+            f"{path}: too small to split: the {missing} part is empty when "
+            f"validation_fraction={validation_fraction} of its {len(text)} characters are held out"
         )
     return Corpus(name=path, train=train, validation=validation)
 
@@ -158,7 +158,9 @@ def _load_tfds(name: str, data_dir: str | None, validation_fraction: float) -> C
             download_config=tfds.download.DownloadConfig(try_download_gcs=False)
         )
     except Exception as error:  # noqa: BLE001 - any failure to download or build is reported
-        reason = " ".join(str(error).split())[:200]
+        reason = " ".join(str(error).split())  # one line, however the library wrote it
+        if len(reason) > 200:
+            reason = reason[:200] + "..."
         raise CorpusError(
             f"{name}: could not download and prepare the dataset "
             f"({type(error).__name__}: {reason})"

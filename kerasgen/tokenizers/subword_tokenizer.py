@@ -156,14 +156,14 @@ class SubwordTokenizer(Tokenizer):
             vocabulary = reserved
         os.makedirs(directory, exist_ok=True)
         path = os.path.join(directory, VOCABULARY_FILE_NAME)
-        write_vocabulary_file(path, _prune_vocabulary(vocabulary, len(reserved), max_vocab_size))
+        write_vocabulary_file(path, vocabulary)
         return cls(path, lower_case=lower_case)
 
 
 def _learn_wordpiece_vocabulary(
     word_counts: dict[str, int], reserved: list[str], max_vocab_size: int
 ) -> list[str]:
-    """Runs tensorflow-text's WordPiece learner, reserved tokens first.
+    """Runs tensorflow-text's WordPiece learner; returns at most `max_vocab_size` entries.
 
     The learner keeps the pieces seen at least `threshold` times, so the vocabulary shrinks as
     the threshold grows, and each threshold costs one learning pass (~1 s per MB of text). Its
@@ -171,12 +171,12 @@ def _learn_wordpiece_vocabulary(
     the lowest threshold whose vocabulary fits in `max_vocab_size` instead: first
     `MIN_PIECE_COUNT` (enough on a small corpus, one pass), then by bisection in log space,
     since the size falls roughly with the threshold's logarithm, stopping within 5% of the
-    target as the learner does.
+    target as the learner does, or when the bounds are within 10% of each other (~7 passes).
     """
 
     def learn_at(threshold: int) -> list[str]:
         # Equal bounds make the learner's search a single pass at that threshold.
-        return wordpiece_tokenizer_learner_lib.learn(
+        vocabulary = wordpiece_tokenizer_learner_lib.learn(
             word_counts,
             vocab_size=max_vocab_size,
             reserved_tokens=reserved,
@@ -184,6 +184,7 @@ def _learn_wordpiece_vocabulary(
             upper_thresh=threshold,
             joiner=SUFFIX_INDICATOR,
         )
+        return _drop_unusable_suffixes(vocabulary)
 
     low = MIN_PIECE_COUNT
     vocabulary = learn_at(low)
@@ -192,9 +193,11 @@ def _learn_wordpiece_vocabulary(
     high = max(low + 1, max(word_counts.values()))
     vocabulary = learn_at(high)
     if len(vocabulary) > max_vocab_size:
-        return vocabulary  # the characters alone do not fit: _prune_vocabulary cuts them
+        # Even the fewest pieces do not fit: keep the characters, as many as there is room for.
+        return _cut_vocabulary(vocabulary, len(reserved), max_vocab_size)
     # Invariant: learn_at(low) is too large, learn_at(high) == vocabulary fits.
-    while high - low > 1 and len(vocabulary) < 0.95 * max_vocab_size:
+    # Thresholds 10% apart give vocabularies of nearly the same size: not worth more passes.
+    while high > max(low + 1, 1.1 * low) and len(vocabulary) < 0.95 * max_vocab_size:
         middle = min(max(round(math.sqrt(low * high)), low + 1), high - 1)
         candidate = learn_at(middle)
         if len(candidate) <= max_vocab_size:
@@ -204,29 +207,32 @@ def _learn_wordpiece_vocabulary(
     return vocabulary
 
 
-def _prune_vocabulary(vocabulary: list[str], num_reserved: int, max_vocab_size: int) -> list[str]:
-    """Drops pieces `tokenize` can never produce, then cuts to `max_vocab_size` entries.
+def _drop_unusable_suffixes(vocabulary: list[str]) -> list[str]:
+    """Drops the `##` forms of punctuation and symbols, which `tokenize` can never produce.
 
     The learner adds a `##` form of every character, but punctuation and symbols are always
-    words of their own (`split_words`), so their `##` forms would waste ids. The learner can
-    also overshoot its target when its threshold search runs out; the rarest pieces go first
-    then, single characters and their `##` forms last, since without them whole words would
-    become `[UNK]` instead of splitting into smaller pieces.
+    words of their own (`split_words`), so these would waste ids.
     """
-    reserved, learned = vocabulary[:num_reserved], vocabulary[num_reserved:]
-    suffixes = [piece for piece in learned if piece.startswith(SUFFIX_INDICATOR)]
+    suffixes = [piece for piece in vocabulary if piece.startswith(SUFFIX_INDICATOR)]
     # Asked of RE2 itself, so that "punctuation" means exactly what `split_words` splits off.
     unusable = tf.strings.regex_full_match(
         tf.constant(suffixes, dtype=tf.string), re.escape(SUFFIX_INDICATOR) + r"[\p{P}\p{S}]"
     ).numpy()
     unusable = {piece for piece, drop in zip(suffixes, unusable, strict=True) if drop}
-    learned = [piece for piece in learned if piece not in unusable]
-    if len(reserved) + len(learned) <= max_vocab_size:
-        return reserved + learned
+    return [piece for piece in vocabulary if piece not in unusable]
+
+
+def _cut_vocabulary(vocabulary: list[str], num_reserved: int, max_vocab_size: int) -> list[str]:
+    """Cuts a vocabulary to `max_vocab_size` entries, keeping single characters longest.
+
+    Without a character (or its `##` form) every word holding it becomes `[UNK]`, whereas
+    without a longer piece the word only splits into more pieces.
+    """
+    reserved, learned = vocabulary[:num_reserved], vocabulary[num_reserved:]
 
     def is_character(piece: str) -> bool:
         return len(piece.removeprefix(SUFFIX_INDICATOR)) == 1
 
-    # Stable sort: characters first, each group keeping the learner's most-frequent-first order.
+    # Stable sort: characters first, each group keeping the learner's order (by frequency).
     learned = sorted(learned, key=lambda piece: not is_character(piece))
     return reserved + learned[: max_vocab_size - num_reserved]
