@@ -12,7 +12,7 @@ from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
 
 quiet_tensorflow_logs()
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from kerasgen.models.presets import preset_names  # noqa: E402
 from kerasgen.tokenizers import TOKENIZER_LEVELS  # noqa: E402
@@ -44,6 +44,8 @@ flags.DEFINE_float("clipnorm", _DEFAULTS.clipnorm, "Gradient clipping norm.", lo
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
 flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Samples printed after training.",
                      lower_bound=0)
+flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
+                  "Keras progress output: 1 a progress bar, 2 a line per epoch, 0 silent.")
 flags.DEFINE_integer("max_new_tokens", DecodingConfig.max_new_tokens,
                      "Tokens the export generates by default.", lower_bound=0)
 flags.DEFINE_float("temperature", DecodingConfig.temperature,
@@ -58,6 +60,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)  # TensorFlow Datasets logs every file it reads
     config = TrainConfig(
         model=FLAGS.model,
         tokenizer=FLAGS.tokenizer,
@@ -75,6 +78,7 @@ def main(argv):
         export_dir=FLAGS.export_dir,
         export=FLAGS.export,
         num_samples=FLAGS.num_samples,
+        verbose=FLAGS.verbose if FLAGS.verbose == "auto" else int(FLAGS.verbose),
     )
     decoding = DecodingConfig(
         max_new_tokens=FLAGS.max_new_tokens,

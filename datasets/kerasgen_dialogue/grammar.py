@@ -203,8 +203,9 @@ class _Scene:
         a, b = self.pair()
         self.say(a, f"{self.greeting}, {_title(b)}.")
         if self.rng.random() < 0.5:
-            self.say(b, self.fill(f"{self.greeting}, {_title(a)}. The {{sky}} is {{adj}} "
-                                  f"{self.adverb}."))
+            self.say(
+                b, self.fill(f"{self.greeting}, {_title(a)}. The {{sky}} is {{adj}} {self.adverb}.")
+            )
         else:
             place = self.fill("{place}")
             self.say(b, f"{self.greeting}, {_title(a)}. Have you come from the {place}?")
@@ -266,8 +267,12 @@ class _Scene:
         adjective = self.fill("{adj}")
         self.say(a, f"the {sky} is {adjective} {self.adverb}.")
         if self.rng.random() < 0.6:
-            self.say(b, self.fill(f"{adjective}, you say? The {sky} is as {adjective} as "
-                                  "{a_adj} {thing}."))
+            self.say(
+                b,
+                self.fill(
+                    f"{adjective}, you say? The {sky} is as {adjective} as {{a_adj}} {{thing}}."
+                ),
+            )
         else:
             self.say(b, self.fill(f"{adjective}, and {{adj}} too."))
 
@@ -294,11 +299,19 @@ class _Scene:
         a, b = self.pair()
         (first_verb, _), (second_verb, _) = self.rng.sample(lexicon.VERBS, 2)
         when = "tomorrow" if self.adverb == "tonight" else "this evening"
-        self.say(a, self.fill(f"{when} we will {first_verb} the {{thing}} and {second_verb} "
-                              "the {thing}."))
+        self.say(
+            a,
+            self.fill(
+                f"{when} we will {first_verb} the {{thing}} and {second_verb} the {{thing}}."
+            ),
+        )
         self.say(b, "and after that?")
-        self.say(a, self.rng.choice(("after that, we rest.", self.fill(
-            "after that, we go to the {place}."))))
+        self.say(
+            a,
+            self.fill(
+                self.rng.choice(("after that, we rest.", "after that, we go to the {place}."))
+            ),
+        )
 
     def enter(self) -> None:
         newcomer = self.rng.choice(self.off_stage)
@@ -312,8 +325,12 @@ class _Scene:
 
     def exit(self) -> None:
         leaver = self.rng.choice(self.on_stage)
-        self.say(leaver, self.rng.choice(
-            ("I must go.", "farewell, all.", self.fill("I must go to the {place}."))))
+        self.say(
+            leaver,
+            self.fill(
+                self.rng.choice(("I must go.", "farewell, all.", "I must go to the {place}."))
+            ),
+        )
         self.on_stage.remove(leaver)
         self.off_stage.append(leaver)
         self.direct(f"Exit {leaver}.")
@@ -326,8 +343,16 @@ class _Scene:
         self.say(self.on_stage[0], refrain)
         if self.rng.random() < 0.7:
             self.greet()
-        talk = (self.ask_where, self.ask_who, self.command, self.echo, self.rhyme, self.recite,
-                self.listen, self.plan)
+        talk = (
+            self.ask_where,
+            self.ask_who,
+            self.command,
+            self.echo,
+            self.rhyme,
+            self.recite,
+            self.listen,
+            self.plan,
+        )
         weights = (3, 3, 3, 2, 4, 2, 1, 1)
         for _ in range(self.rng.randint(3, 6)):
             if len(self.on_stage) < 3 and self.off_stage and self.rng.random() < 0.12:

@@ -71,8 +71,7 @@ class KerasgenDialogue(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         del dl_manager  # the text is written here, not downloaded
         return {
-            name: self._generate_examples(documents)
-            for name, documents in write_splits().items()
+            name: self._generate_examples(documents) for name, documents in write_splits().items()
         }
 
     def _generate_examples(self, documents: list[str]):

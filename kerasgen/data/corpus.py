@@ -20,13 +20,15 @@ import re
 
 import tensorflow_datasets as tfds
 
+from kerasgen.errors import UserInputError
+
 DEFAULT_DATASET = "kerasgen_dialogue"
 
 # A paragraph ends at a blank line (empty or only spaces/tabs); runs of them count as one.
 _BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)*")
 
 
-class CorpusError(ValueError):
+class CorpusError(UserInputError):
     """A corpus that cannot be used; the message is one line naming the file or dataset."""
 
 
@@ -162,8 +164,7 @@ def _load_tfds(name: str, data_dir: str | None, validation_fraction: float) -> C
         if len(reason) > 200:
             reason = reason[:200] + "..."
         raise CorpusError(
-            f"{name}: could not download and prepare the dataset "
-            f"({type(error).__name__}: {reason})"
+            f"{name}: could not download and prepare the dataset ({type(error).__name__}: {reason})"
         ) from error
     splits = builder.info.splits  # read after preparing: only then are they known for sure
 
@@ -196,8 +197,10 @@ def _text_feature(name: str, features: tfds.features.FeaturesDict) -> str:
 
 
 def _read_documents(builder: tfds.core.DatasetBuilder, split: str, key: str) -> list[str]:
+    """The split's texts in stored order, less empty ones (some datasets keep blank lines)."""
     dataset = builder.as_dataset(split=split, shuffle_files=False)
-    return [example[key].decode("utf-8") for example in tfds.as_numpy(dataset)]
+    texts = (example[key].decode("utf-8") for example in tfds.as_numpy(dataset))
+    return [text for text in texts if text.strip()]
 
 
 def _hold_out(documents: list[str], validation_fraction: float) -> tuple[list[str], list[str]]:
@@ -205,7 +208,8 @@ def _hold_out(documents: list[str], validation_fraction: float) -> tuple[list[st
     if len(documents) == 1:
         (text,) = documents
         cut = int(len(text) * (1.0 - validation_fraction))
-        return [text[:cut]], [text[cut:]]
+        train, validation = text[:cut], text[cut:]
+        return [train] if train.strip() else [], [validation] if validation.strip() else []
     held_out = max(1, round(len(documents) * validation_fraction))
     return documents[:-held_out], documents[-held_out:]
 

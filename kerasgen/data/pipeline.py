@@ -70,15 +70,15 @@ def check_enough_tokens(num_tokens: int, *, seq_len: int, batch_size: int, name:
     window = seq_len + 1
     if num_tokens < window:
         raise CorpusError(
-            f"{name}: {num_tokens} tokens, fewer than one training window of "
+            f"{name}: too small: {num_tokens} tokens, fewer than one training window of "
             f"seq_len + 1 = {window} tokens"
         )
     num_windows = num_tokens // window
     if num_windows < batch_size:
         raise CorpusError(
-            f"{name}: {num_tokens} tokens give {num_windows} windows of {window} tokens, fewer "
-            f"than one batch of {batch_size} (needs {batch_size * window} tokens); "
-            "lower batch_size or seq_len"
+            f"{name}: too small: {num_tokens} tokens give {num_windows} windows of {window} "
+            f"tokens, fewer than one batch of {batch_size} (needs {batch_size * window} "
+            "tokens); lower batch_size or seq_len"
         )
     return num_windows // batch_size
 

@@ -84,9 +84,11 @@ class CharacterTokenizer(Tokenizer):
         Returns:
             `[batch, (characters)]` int32 RaggedTensor.
         """
-        texts = tf.convert_to_tensor(texts, dtype=tf.string)
         code_points = tf.strings.unicode_decode(
-            texts, "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
+            self._prepare_texts(texts),
+            "UTF-8",
+            errors="replace",
+            replacement_char=REPLACEMENT_CHARACTER,
         )  # [batch, (characters)] int32
         ids = tf.ragged.map_flat_values(
             lambda flat: self._id_table.lookup(tf.cast(flat, tf.int64)), code_points

@@ -13,7 +13,12 @@ class Tokenizer(tf.Module):
     Subclasses build their lookup tables in `__init__` from one vocabulary file and keep them
     as attributes. Saving any `tf.Module` (or Keras `ExportArchive`) that tracks the tokenizer
     therefore saves the tables too, and copies the vocabulary file into the SavedModel's
-    `assets/` folder: the export needs neither kerasgen nor the original file to run.
+    `assets/` folder: the export needs neither kerasgen nor the original file to run (only
+    `import tensorflow_text` for the word and subword levels, whose graphs use its ops). With a
+    Keras `ExportArchive`, call `archive.track(tokenizer)`.
+
+    `tokenize` and `detokenize` run eagerly or inside `tf.function`, e.g. with
+    `input_signature=[tf.TensorSpec([None], tf.string)]`, for any batch size including 0.
 
     Line `i` of the vocabulary file is id `i`. Ids 0-3 are reserved in every tokenizer and real
     tokens start at 4:

@@ -22,7 +22,7 @@ import tensorflow as tf
 from kerasgen import tokenizers
 from kerasgen.errors import UserInputError
 from kerasgen.data.corpus import load_corpus
-from kerasgen.data.pipeline import language_model_dataset
+from kerasgen.data.pipeline import count_tokens, language_model_dataset
 from kerasgen.models import build_model, get_preset
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
 
@@ -71,11 +71,17 @@ def _tokenizer_for(corpus, config, workdir):
 
 
 def sample_prompts(corpus, count):
-    """Prompts for the samples printed after training: the empty prompt, then the first words of
-    validation documents."""
+    """Prompts for the samples printed after training: the empty prompt, then the openings
+    (up to the first colon, e.g. a speaker's name, or the first word) of validation lines."""
     prompts = [""]
-    for document in corpus.validation[: max(count - 1, 0)]:
-        prompts.append(" ".join(document.split(" ")[:2]))
+    for document in corpus.validation:
+        for line in document.splitlines()[1:]:
+            opening = line.split(":")[0] + ":" if ":" in line else line.split(" ")[0]
+            if opening.strip() and opening not in prompts:
+                prompts.append(opening)
+                break
+        if len(prompts) >= count:
+            break
     return prompts[:count]
 
 
@@ -124,10 +130,19 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         seed=config.seed,
     )
     repeat = config.steps_per_epoch is not None
-    train_data = language_model_dataset(corpus.train, shuffle=True, repeat=repeat, **pipeline)
-    validation_data = language_model_dataset(corpus.validation, shuffle=False, **pipeline)
+    train_data = language_model_dataset(
+        corpus.train, shuffle=True, repeat=repeat, name=f"{corpus.name} (training part)",
+        **pipeline,
+    )
+    # A small file's validation part may hold fewer windows than a batch: shrink its batches.
+    validation_windows = count_tokens(corpus.validation, tokenizer.tokenize) // (config.seq_len + 1)
+    validation_data = language_model_dataset(
+        corpus.validation, shuffle=False, name=f"{corpus.name} (validation part)",
+        **dict(pipeline, batch_size=max(1, min(config.batch_size, validation_windows))),
+    )
 
     model = build_model(config.model, tokenizer.vocab_size)
+    model(tf.zeros([1, config.seq_len], tf.int32))  # build, so BackupAndRestore can restore
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
         loss=keras.losses.SparseCategoricalCrossentropy(
@@ -151,6 +166,7 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         steps_per_epoch=config.steps_per_epoch,
         validation_data=validation_data,
         callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles, with the run's seed
         verbose=config.verbose,
     )
     train_seconds = time.monotonic() - started

@@ -3,10 +3,9 @@
 import random
 import re
 
+import kerasgen_datasets  # noqa: F401  (registers kerasgen_dialogue)
 import pytest
 import tensorflow_datasets as tfds
-
-import kerasgen_datasets  # noqa: F401  (registers kerasgen_dialogue)
 from kerasgen_datasets.kerasgen_dialogue import grammar, lexicon
 from kerasgen_datasets.kerasgen_dialogue.kerasgen_dialogue_dataset_builder import write_splits
 
@@ -101,9 +100,7 @@ def test_documents_are_scenes_and_songs(documents):
 
 def test_couplets_rhyme():
     rhyme_group = {
-        word: index
-        for index, group in enumerate(lexicon.RHYME_GROUPS)
-        for word, _ in group
+        word: index for index, group in enumerate(lexicon.RHYME_GROUPS) for word, _ in group
     }
     document = grammar.write_song(random.Random(3))
     verses = [line for line in document.split("\n")[2:] if not line.startswith("ALL:")]

@@ -4,11 +4,9 @@ import pytest
 import tensorflow as tf
 
 from kerasgen.models import build_model
-from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
+from kerasgen.serving import LanguageModelService, export_service
 from kerasgen.tokenizers import learn_tokenizer
-
-TEXT = "ANNA: the moon is bright tonight.\nBEN: and the river sings below.\n"
-DECODING = DecodingConfig(max_prompt_tokens=24, max_new_tokens_cap=40, max_new_tokens=12, num_beams=3)
+from tiny_export import DECODING, TEXT
 
 
 @pytest.fixture(scope="session")

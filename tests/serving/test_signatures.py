@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import DECODING
+from tiny_export import DECODING
 from kerasgen.serving.exporter import warmup_inputs
 from kerasgen.serving.warmup import predict_request, read_warmup_requests
 
