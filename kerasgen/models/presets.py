@@ -13,7 +13,7 @@ PRESETS = {
         family="text_generator",
         embedding_dim=64,  # characters need few dimensions; most capacity goes to the LSTM
         rnn_type="lstm",  # gated memory keeps speaker names and line structure across a scene
-        rnn_units=384,  # large enough to learn the grammar well, small enough for a CPU run
+        rnn_units=256,  # learns the grammar well; 384 units cost 3x the step time on 2 cores
         num_layers=1,  # one layer trains faster per step than two at equal quality here
         dropout=0.0,  # the generated corpus is large relative to the model: no overfitting seen
     ),
@@ -22,7 +22,7 @@ PRESETS = {
         family="text_generator",
         embedding_dim=64,  # as above
         rnn_type="gru",  # fewer gates than an LSTM: ~25% fewer weights and flops per unit
-        rnn_units=384,  # as above
+        rnn_units=256,  # as above
         num_layers=1,  # as above
         dropout=0.0,  # as above
     ),

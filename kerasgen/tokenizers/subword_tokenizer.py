@@ -31,7 +31,7 @@ class SubwordTokenizer(Tokenizer):
     Text is first split into words exactly as `WordTokenizer` splits it (whitespace dropped,
     punctuation and newlines kept as words), then each word into the longest pieces of the
     vocabulary, greedily from its start; pieces after the first carry the `##` prefix. A word
-    with a character outside the vocabulary becomes a single `[UNK]`.
+    with a character outside the vocabulary, or longer than 100 bytes, becomes one `[UNK]`.
 
     The vocabulary file holds `[PAD]`, `[START]`, `[END]`, `[UNK]` on its first four lines (ids
     0-3), then, if the corpus had newlines, `[NEWLINE]` (so it is always one piece), then the

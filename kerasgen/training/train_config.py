@@ -18,7 +18,7 @@ class TrainConfig:
     data_path: str | None = None  # a local UTF-8 text file instead of the embedded corpus
     dataset: str | None = None  # a TFDS dataset name instead of the embedded corpus
     data_dir: str | None = None  # TFDS data folder (None = TFDS's default)
-    epochs: int = 12  # passes over the corpus; the default corpus is learned well by then
+    epochs: int = 10  # passes over the corpus; the default corpus is learned well by then
     steps_per_epoch: int | None = None  # None = one full pass over the training windows
     batch_size: int = 64  # windows per step
     seq_len: int = 100  # tokens per training window (backpropagation through time length)
