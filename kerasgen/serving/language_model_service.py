@@ -176,11 +176,13 @@ class LanguageModelService:
                 top_p, 1.0, message="top_p must be in (0, 1] (1 means off)"
             ),
         ]
+        # Everything after the checks depends on them, so a bad request fails with the check's
+        # message rather than with whichever shape error an op meets first.
         with tf.control_dependencies(checks):
             prompt_ids, prompt_lengths = self._prompts(prompt)
-        # A negative seed asks for fresh randomness: draw a seed for that row.
-        fresh = tf.random.uniform([batch], maxval=tf.int32.max, dtype=tf.int32)
-        seeds = tf.where(seed < 0, fresh, seed)
+            # A negative seed asks for fresh randomness: draw a seed for that row.
+            fresh = tf.random.uniform([batch], maxval=tf.int32.max, dtype=tf.int32)
+            seeds = tf.where(seed < 0, fresh, seed)
         result = self._sample_loop(
             prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seeds
         )
