@@ -83,8 +83,9 @@ from kerasgen.tokenizers import learn_tokenizer  # noqa: E402
 
 NOTES_BEGIN = "<!-- decode_speed:begin -->"
 NOTES_END = "<!-- decode_speed:end -->"
-DEFAULT_NOTES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             "BUILD_NOTES.md")
+DEFAULT_NOTES = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BUILD_NOTES.md"
+)
 
 # 52 letters + 9 others = 61 distinct characters; with the 4 reserved ids, vocab_size 65.
 VOCABULARY_TEXT = string.ascii_letters + " \n.,;:!?'"
@@ -281,8 +282,16 @@ def run_benchmark(args, model, tokenizer, export_base):
         for name, (tokens, seconds) in measure(methods, args.repeats).items():
             if name in (EXPORT_GRAPH, EXPORT_XLA) and tokens != batch * n:
                 print(f"  note: {name} generated {tokens} tokens, not {batch * n}")
-            rows.append(dict(method=name, batch=batch, tokens=tokens,
-                             median=statistics.median(seconds), best=min(seconds), steps=n))
+            rows.append(
+                dict(
+                    method=name,
+                    batch=batch,
+                    tokens=tokens,
+                    median=statistics.median(seconds),
+                    best=min(seconds),
+                    steps=n,
+                )
+            )
     add_ratios(rows)
     return rows
 
@@ -296,8 +305,9 @@ def add_ratios(rows):
         row["best_ms_per_step"] = 1e3 * row["best"] / row["steps"]
     for row in rows:
         batch = row["batch"]
-        floors = [by_key[(name, batch)] for name in (FLOOR_XLA, FLOOR_GRAPH)
-                  if (name, batch) in by_key]
+        floors = [
+            by_key[(name, batch)] for name in (FLOOR_XLA, FLOOR_GRAPH) if (name, batch) in by_key
+        ]
         tutorial = by_key.get((TUTORIAL, batch))
         row["speedup"] = row["tokens_per_s"] / tutorial["tokens_per_s"] if tutorial else None
         floor_ms = min(f["ms_per_step"] for f in floors) if floors else None
@@ -317,22 +327,38 @@ def check_targets(rows):
     for method, needed in ((EXPORT_XLA, 5.0), (EXPORT_GRAPH, 3.0)):
         row = by_key.get((method, 1))
         if row and row["speedup"] is not None:
-            targets.append((f"batch 1: {method} >= {needed:g}x the tutorial loop",
-                            f"{row['speedup']:.2f}x", row["speedup"] >= needed))
-    tutorial, floor_rows = by_key.get((TUTORIAL, 1)), [by_key.get((name, 1)) for name in
-                                                        (FLOOR_XLA, FLOOR_GRAPH)]
+            targets.append(
+                (
+                    f"batch 1: {method} >= {needed:g}x the tutorial loop",
+                    f"{row['speedup']:.2f}x",
+                    row["speedup"] >= needed,
+                )
+            )
+    tutorial, floor_rows = (
+        by_key.get((TUTORIAL, 1)),
+        [by_key.get((name, 1)) for name in (FLOOR_XLA, FLOOR_GRAPH)],
+    )
     if tutorial and all(floor_rows):
         # No decoder can beat the floor, so this bounds every speed-up at batch 1.
         ceiling = max(row["speedup"] for row in floor_rows)
-        targets.append(("batch 1: ceiling (tutorial loop / faster matmul floor) >= 5x",
-                        f"{ceiling:.2f}x", ceiling >= 5.0))
+        targets.append(
+            (
+                "batch 1: ceiling (tutorial loop / faster matmul floor) >= 5x",
+                f"{ceiling:.2f}x",
+                ceiling >= 5.0,
+            )
+        )
     for method in (EXPORT_XLA, EXPORT_GRAPH):
         row = by_key.get((method, 64))
         if row and row["vs_floor"] is not None:
-            targets.append((f"batch 64: {method} within 1.2x of the matmul floor per token",
-                            f"{row['vs_floor']:.2f}x the faster floor, "
-                            f"{row['vs_xla_floor']:.2f}x the XLA floor",
-                            row["vs_floor"] <= 1.2))
+            targets.append(
+                (
+                    f"batch 64: {method} within 1.2x of the matmul floor per token",
+                    f"{row['vs_floor']:.2f}x the faster floor, "
+                    f"{row['vs_xla_floor']:.2f}x the XLA floor",
+                    row["vs_floor"] <= 1.2,
+                )
+            )
     return targets
 
 
@@ -340,23 +366,37 @@ def _fmt(value, pattern):
     return "-" if value is None else pattern.format(value)
 
 
-TABLE_HEADER = ["method", "batch", "tokens/s", "ms/step (median)", "ms/step (best)",
-                "speed-up vs tutorial", "x floor"]
+TABLE_HEADER = [
+    "method",
+    "batch",
+    "tokens/s",
+    "ms/step (median)",
+    "ms/step (best)",
+    "speed-up vs tutorial",
+    "x floor",
+]
 
 
 def table_cells(rows):
     return [
-        [row["method"], str(row["batch"]), f"{row['tokens_per_s']:,.0f}",
-         f"{row['ms_per_step']:.3f}", f"{row['best_ms_per_step']:.3f}",
-         _fmt(row["speedup"], "{:.2f}x"), _fmt(row["vs_floor"], "{:.2f}")]
+        [
+            row["method"],
+            str(row["batch"]),
+            f"{row['tokens_per_s']:,.0f}",
+            f"{row['ms_per_step']:.3f}",
+            f"{row['best_ms_per_step']:.3f}",
+            _fmt(row["speedup"], "{:.2f}x"),
+            _fmt(row["vs_floor"], "{:.2f}"),
+        ]
         for row in rows
     ]
 
 
 def text_table(header, cells):
     widths = [max(len(str(c)) for c in column) for column in zip(header, *cells)]
-    line = lambda values: "  ".join(str(v).rjust(w) if i else str(v).ljust(w)
-                                    for i, (v, w) in enumerate(zip(values, widths)))
+    line = lambda values: "  ".join(
+        str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+    )
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
 
@@ -373,8 +413,9 @@ class _NoLogProbStrategy(SamplingStrategy):
     """Ablation: the sampling step without the per-step log_softmax and gather (log_prob = 0)."""
 
     def step(self, index, logits, loop_state, model_state):
-        return _sampling_step(self, index, logits, loop_state, model_state,
-                              log_prob=False, write=True)
+        return _sampling_step(
+            self, index, logits, loop_state, model_state, log_prob=False, write=True
+        )
 
 
 class _NoWriteStrategy(SamplingStrategy):
@@ -384,15 +425,22 @@ class _NoWriteStrategy(SamplingStrategy):
     """
 
     def step(self, index, logits, loop_state, model_state):
-        return _sampling_step(self, index, logits, loop_state, model_state,
-                              log_prob=True, write=False)
+        return _sampling_step(
+            self, index, logits, loop_state, model_state, log_prob=True, write=False
+        )
 
 
 def _sampling_step(strategy, index, logits, loop_state, model_state, *, log_prob, write):
     """A copy of `SamplingStrategy.step` with parts switchable off (for the ablations)."""
     next_index = index + 1
-    chosen = choose_tokens(logits, index, temperature=strategy.temperature,
-                           top_k=strategy.top_k, top_p=strategy.top_p, seeds=strategy.seeds)
+    chosen = choose_tokens(
+        logits,
+        index,
+        temperature=strategy.temperature,
+        top_k=strategy.top_k,
+        top_p=strategy.top_p,
+        seeds=strategy.seeds,
+    )
     existing = loop_state["tokens"][next_index]
     generating = (next_index >= loop_state["prompt_lengths"]) & ~loop_state["finished"]
     next_ids = tf.where(generating, chosen, existing)
@@ -403,10 +451,12 @@ def _sampling_step(strategy, index, logits, loop_state, model_state, *, log_prob
     new_state = dict(loop_state, finished=finished, num_generated=num_generated)
     if write:
         new_state["tokens"] = tf.tensor_scatter_nd_update(
-            loop_state["tokens"], [[next_index]], next_ids[tf.newaxis])
+            loop_state["tokens"], [[next_index]], next_ids[tf.newaxis]
+        )
     if log_prob:
-        token_log_prob = tf.gather(tf.nn.log_softmax(tf.cast(logits, tf.float32)), chosen,
-                                   batch_dims=1)
+        token_log_prob = tf.gather(
+            tf.nn.log_softmax(tf.cast(logits, tf.float32)), chosen, batch_dims=1
+        )
         new_state["log_prob"] = loop_state["log_prob"] + tf.where(generating, token_log_prob, 0.0)
     return new_state, model_state
 
@@ -417,19 +467,30 @@ def make_decode_variant(model, tokenizer, strategy_class, jit_compile):
 
     @tf.function(jit_compile=jit_compile)
     def run(prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seeds):
-        strategy = strategy_class(end_id=tokenizer.end_id, pad_id=tokenizer.pad_id,
-                                  max_new_tokens=max_new_tokens, temperature=temperature,
-                                  top_k=top_k, top_p=top_p, seeds=seeds)
+        strategy = strategy_class(
+            end_id=tokenizer.end_id,
+            pad_id=tokenizer.pad_id,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seeds=seeds,
+        )
         state = model.initial_decoding_state(tf.shape(prompt_ids)[0])
         return decode(model.decoding_step, strategy, state, prompt_ids, prompt_lengths)
 
     def call(batch, new_tokens, temperature=1.0, top_k=0):
         prompt_ids = np.full([batch, config.max_length], tokenizer.pad_id, np.int32)
         prompt_ids[:, 0] = tokenizer.start_id
-        result = run(tf.constant(prompt_ids), tf.ones([batch], tf.int32),
-                     tf.fill([batch], new_tokens), tf.fill([batch], temperature),
-                     tf.fill([batch], top_k), tf.fill([batch], 1.0),
-                     tf.range(batch, dtype=tf.int32))
+        result = run(
+            tf.constant(prompt_ids),
+            tf.ones([batch], tf.int32),
+            tf.fill([batch], new_tokens),
+            tf.fill([batch], temperature),
+            tf.fill([batch], top_k),
+            tf.fill([batch], 1.0),
+            tf.range(batch, dtype=tf.int32),
+        )
         return int(np.sum(result["num_tokens"].numpy()))
 
     return call
@@ -446,8 +507,9 @@ def make_cell_loop(model, new_tokens, jit_compile, sample):
         def body(i, ids, state):
             logits, state = model.decoding_step(ids, state, i)
             if sample:
-                ids = choose_tokens(logits, i, temperature=ones, top_k=tf.zeros_like(ids),
-                                    top_p=ones, seeds=seeds)
+                ids = choose_tokens(
+                    logits, i, temperature=ones, top_k=tf.zeros_like(ids), top_p=ones, seeds=seeds
+                )
             else:
                 ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
             return i + 1, ids, state
@@ -503,8 +565,9 @@ def trace_summary(generate, batch, new_tokens, logdir):
     wall_ms = 1e3 * (time.perf_counter() - start)
     tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
-    with open(sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1],
-              "rb") as f:
+    with open(
+        sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1], "rb"
+    ) as f:
         space.ParseFromString(f.read())
     by_op, by_part = collections.Counter(), collections.Counter()
     for plane in space.planes:
@@ -558,8 +621,11 @@ def run_diagnosis(args, model, tokenizer, export_base, workdir):
     table = []
     for batch in args.diagnose_batch_sizes:
         print(f"diagnosis, batch {batch}: timing {repeats} rounds...", flush=True)
-        methods = {f"{name} [{mode}]": (lambda f=f, b=batch: f(b))
-                   for mode, named in variants.items() for name, f in named.items()}
+        methods = {
+            f"{name} [{mode}]": (lambda f=f, b=batch: f(b))
+            for mode, named in variants.items()
+            for name, f in named.items()
+        }
         results = measure(methods, repeats)
         for mode, named in variants.items():
             seconds = {name: results[f"{name} [{mode}]"][1] for name in named}
@@ -567,34 +633,54 @@ def run_diagnosis(args, model, tokenizer, export_base, workdir):
             best = {name: 1e3 * min(s) / n for name, s in seconds.items()}
             reference = ms["decode, sampling T=1 (as exported)"]
             for name in named:
-                table.append([mode, str(batch), name, f"{ms[name]:.3f}", f"{best[name]:.3f}",
-                              f"{ms[name] - ms['matmul floor']:+.3f}",
-                              f"{ms[name] - reference:+.3f}"])
-    lines.append("Decode-loop variants, in-process (ms per step, median of "
-                 f"{repeats}; the kerasgen rows run the real loop over the "
-                 f"{DecodingConfig().max_length}-token buffer):")
-    lines.append(text_table(["mode", "batch", "variant", "ms/step", "best", "- floor",
-                             "- as exported"], table))
+                table.append(
+                    [
+                        mode,
+                        str(batch),
+                        name,
+                        f"{ms[name]:.3f}",
+                        f"{best[name]:.3f}",
+                        f"{ms[name] - ms['matmul floor']:+.3f}",
+                        f"{ms[name] - reference:+.3f}",
+                    ]
+                )
+    lines.append(
+        "Decode-loop variants, in-process (ms per step, median of "
+        f"{repeats}; the kerasgen rows run the real loop over the "
+        f"{DecodingConfig().max_length}-token buffer):"
+    )
+    lines.append(
+        text_table(
+            ["mode", "batch", "variant", "ms/step", "best", "- floor", "- as exported"], table
+        )
+    )
 
-    _graph_module, graph_generate = export_and_load(model, tokenizer, export_base,
-                                                    "graph_diagnosis", False)
+    _graph_module, graph_generate = export_and_load(
+        model, tokenizer, export_base, "graph_diagnosis", False
+    )
     lines.append("")
-    lines.append("Graph-mode nodes of the exported generate's loop functions (nodes, of which "
-                 "Const); a T=1 step without top-k/top-p runs the body, the condition, the "
-                 "sample() branch and the no-filter branch:")
+    lines.append(
+        "Graph-mode nodes of the exported generate's loop functions (nodes, of which "
+        "Const); a T=1 step without top-k/top-p runs the body, the condition, the "
+        "sample() branch and the no-filter branch:"
+    )
     for name, (nodes, consts) in sorted(step_op_counts(graph_generate).items()):
         lines.append(f"  {name}: {nodes} ({consts} Const)")
     for batch in args.diagnose_batch_sizes:
-        wall_ms, by_part, by_op = trace_summary(graph_generate, batch, n,
-                                                os.path.join(workdir, f"trace_{batch}"))
+        wall_ms, by_part, by_op = trace_summary(
+            graph_generate, batch, n, os.path.join(workdir, f"trace_{batch}")
+        )
         lines.append("")
-        lines.append(f"Profiler trace, exported generate (graph), batch {batch}: "
-                     f"{wall_ms / n * 1e3:.0f} us/step wall (traced call); traced kernel time "
-                     "per step, summed over threads:")
+        lines.append(
+            f"Profiler trace, exported generate (graph), batch {batch}: "
+            f"{wall_ms / n * 1e3:.0f} us/step wall (traced call); traced kernel time "
+            "per step, summed over threads:"
+        )
         for part, us in by_part.most_common():
             lines.append(f"  {us:8.1f} us  {part}")
-        lines.append("  by op type: " + ", ".join(f"{op} {us:.1f}" for op, us
-                                                 in by_op.most_common(10)))
+        lines.append(
+            "  by op type: " + ", ".join(f"{op} {us:.1f}" for op, us in by_op.most_common(10))
+        )
     return "\n".join(lines)
 
 
@@ -613,13 +699,16 @@ def machine_description():
     except OSError:
         pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return (f"nproc {len(os.sched_getaffinity(0))}, {model_name}, TensorFlow {tf.__version__}, "
-            f"Keras {keras.__version__}, load average {load}")
+    return (
+        f"nproc {len(os.sched_getaffinity(0))}, {model_name}, TensorFlow {tf.__version__}, "
+        f"Keras {keras.__version__}, load average {load}"
+    )
 
 
 def notes_section(args, rows, targets, machine, diagnosis):
     command = "PYTHONPATH=. /work/venv/bin/python benchmarks/decode_speed.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:])
+        shlex.quote(a) for a in sys.argv[1:]
+    )
     parts = [
         NOTES_BEGIN,
         "## Decoding speed (benchmarks/decode_speed.py)",
@@ -637,8 +726,10 @@ def notes_section(args, rows, targets, machine, diagnosis):
         "Targets:",
         "",
     ]
-    parts += [f"- {'MET' if met else 'NOT MET'}: {text} (measured {value})"
-              for text, value, met in targets]
+    parts += [
+        f"- {'MET' if met else 'NOT MET'}: {text} (measured {value})"
+        for text, value, met in targets
+    ]
     if diagnosis:
         parts += ["", "```", diagnosis, "```"]
     parts.append(NOTES_END)
@@ -653,10 +744,14 @@ def write_notes(path, section):
             text = f.read()
     begin, end = text.find(NOTES_BEGIN), text.find(NOTES_END)
     if begin != -1 and end > begin:
-        text = text[:begin] + section + text[end + len(NOTES_END):].lstrip("\n")
+        text = text[:begin] + section + text[end + len(NOTES_END) :].lstrip("\n")
     else:
-        text = text + ("\n" if text and not text.endswith("\n") else "") + (
-            "\n" if text else "") + section
+        text = (
+            text
+            + ("\n" if text and not text.endswith("\n") else "")
+            + ("\n" if text else "")
+            + section
+        )
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
 
@@ -666,16 +761,19 @@ def write_notes(path, section):
 
 def parse_args(argv=None):
     ints = lambda text: [int(x) for x in text.split(",") if x.strip()]
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--new_tokens", type=int, default=200, help="tokens generated per row")
     parser.add_argument("--batch_sizes", type=ints, default=[1, 8, 64], help="e.g. 1,8,64")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds (median reported)")
-    parser.add_argument("--write_notes", action="store_true",
-                        help="write the table into the BUILD_NOTES.md section")
+    parser.add_argument(
+        "--write_notes", action="store_true", help="write the table into the BUILD_NOTES.md section"
+    )
     parser.add_argument("--notes_path", default=DEFAULT_NOTES, help="the notes file")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also break down the decode loop's time per step")
+    parser.add_argument(
+        "--diagnose", action="store_true", help="also break down the decode loop's time per step"
+    )
     parser.add_argument("--diagnose_batch_sizes", type=ints, default=[1, 64])
     parser.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     args = parser.parse_args(argv)
@@ -696,15 +794,18 @@ def main(argv=None):
         model, tokenizer = build_model_and_tokenizer(workdir, args.seed)
         export_base = os.path.join(workdir, "exports")
         rows = run_benchmark(args, model, tokenizer, export_base)
-        diagnosis = (run_diagnosis(args, model, tokenizer, export_base, workdir)
-                     if args.diagnose else "")
+        diagnosis = (
+            run_diagnosis(args, model, tokenizer, export_base, workdir) if args.diagnose else ""
+        )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     targets = check_targets(rows)
 
     print()
-    print(f"{args.new_tokens} new tokens per row, median of {args.repeats} rounds; "
-          "'x floor' = ms/step / the faster matmul floor at that batch.")
+    print(
+        f"{args.new_tokens} new tokens per row, median of {args.repeats} rounds; "
+        "'x floor' = ms/step / the faster matmul floor at that batch."
+    )
     print(text_table(TABLE_HEADER, table_cells(rows)))
     print()
     for text, value, met in targets:

@@ -19,12 +19,18 @@ flags.DEFINE_string("check", None, "A SavedModel folder to check for TensorFlow 
 flags.DEFINE_string("workdir", None, "A training work folder to export (uses model.keras).")
 flags.DEFINE_string("export_dir", "exports", "TensorFlow Serving base folder.")
 flags.DEFINE_integer("version", None, "Version number (default: one above the latest).")
-flags.DEFINE_boolean("xla", False, "Compile the decode loops with XLA (for TensorFlow programs; "
-                     "TensorFlow Serving runs XLA only experimentally).")
-flags.DEFINE_integer("max_new_tokens", DecodingConfig.max_new_tokens,
-                     "Default generation length.", lower_bound=0)
-flags.DEFINE_float("temperature", DecodingConfig.temperature, "Default temperature.",
-                   lower_bound=0.0)
+flags.DEFINE_boolean(
+    "xla",
+    False,
+    "Compile the decode loops with XLA (for TensorFlow programs; "
+    "TensorFlow Serving runs XLA only experimentally).",
+)
+flags.DEFINE_integer(
+    "max_new_tokens", DecodingConfig.max_new_tokens, "Default generation length.", lower_bound=0
+)
+flags.DEFINE_float(
+    "temperature", DecodingConfig.temperature, "Default temperature.", lower_bound=0.0
+)
 flags.DEFINE_integer("num_beams", DecodingConfig.num_beams, "Beam width.", lower_bound=1)
 
 FLAGS = flags.FLAGS
@@ -52,7 +58,10 @@ def _export():
     )
     service = LanguageModelService(model, tokenizer, decoding, jit_compile=FLAGS.xla)
     path = export_service(
-        service, FLAGS.export_dir, config.model, version=FLAGS.version,
+        service,
+        FLAGS.export_dir,
+        config.model,
+        version=FLAGS.version,
         metadata={"train_config": vars(config), "workdir": FLAGS.workdir},
     )
     print(f"Exported SavedModel to {path}")

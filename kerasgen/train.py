@@ -15,9 +15,9 @@ quiet_tensorflow_logs()
 from absl import app, flags, logging  # noqa: E402
 
 from kerasgen.models.presets import preset_names  # noqa: E402
+from kerasgen.serving import DecodingConfig  # noqa: E402
 from kerasgen.tokenizers import TOKENIZER_LEVELS  # noqa: E402
 from kerasgen.training import TrainConfig, train_and_evaluate  # noqa: E402
-from kerasgen.serving import DecodingConfig  # noqa: E402
 
 _DEFAULTS = TrainConfig()
 
@@ -25,34 +25,61 @@ flags.DEFINE_enum("model", _DEFAULTS.model, preset_names(), "Model preset to tra
 flags.DEFINE_enum("tokenizer", _DEFAULTS.tokenizer, list(TOKENIZER_LEVELS), "Token level.")
 flags.DEFINE_integer("max_vocab_size", None, "Vocabulary cap for word and subword tokenizers.")
 flags.DEFINE_string("data_path", None, "A local UTF-8 text file to train on.")
-flags.DEFINE_string("dataset", None, "A TensorFlow Datasets name to train on (needs internet "
-                    "unless already prepared), e.g. tiny_shakespeare.")
+flags.DEFINE_string(
+    "dataset",
+    None,
+    "A TensorFlow Datasets name to train on (needs internet "
+    "unless already prepared), e.g. tiny_shakespeare.",
+)
 flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data folder.")
-flags.DEFINE_string("workdir", "workdir", "Checkpoints, TensorBoard logs and the run's "
-                    "configuration go here; rerunning with the same folder resumes.")
-flags.DEFINE_string("export_dir", _DEFAULTS.export_dir, "TensorFlow Serving base folder: the "
-                    "export lands in <export_dir>/<model>/<version>/.")
+flags.DEFINE_string(
+    "workdir",
+    "workdir",
+    "Checkpoints, TensorBoard logs and the run's "
+    "configuration go here; rerunning with the same folder resumes.",
+)
+flags.DEFINE_string(
+    "export_dir",
+    _DEFAULTS.export_dir,
+    "TensorFlow Serving base folder: the export lands in <export_dir>/<model>/<version>/.",
+)
 flags.DEFINE_boolean("export", _DEFAULTS.export, "Export a SavedModel after training.")
 flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Training epochs.", lower_bound=1)
-flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (default: one pass over the data).",
-                     lower_bound=1)
+flags.DEFINE_integer(
+    "steps_per_epoch", None, "Steps per epoch (default: one pass over the data).", lower_bound=1
+)
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Windows per batch.", lower_bound=1)
 flags.DEFINE_integer("seq_len", _DEFAULTS.seq_len, "Tokens per training window.", lower_bound=1)
-flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.",
-                   lower_bound=0.0)
+flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.", lower_bound=0.0)
 flags.DEFINE_float("clipnorm", _DEFAULTS.clipnorm, "Gradient clipping norm.", lower_bound=0.0)
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Random seed.")
-flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Samples printed after training.",
-                     lower_bound=0)
-flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"],
-                  "Keras progress output: 1 a progress bar, 2 a line per epoch, 0 silent.")
-flags.DEFINE_integer("max_new_tokens", DecodingConfig.max_new_tokens,
-                     "Tokens the export generates by default.", lower_bound=0)
-flags.DEFINE_float("temperature", DecodingConfig.temperature,
-                   "Sampling temperature of the export's default signature (0 = greedy).",
-                   lower_bound=0.0)
-flags.DEFINE_integer("num_beams", DecodingConfig.num_beams,
-                     "Beam width of the export's beam_search signature.", lower_bound=1)
+flags.DEFINE_integer(
+    "num_samples", _DEFAULTS.num_samples, "Samples printed after training.", lower_bound=0
+)
+flags.DEFINE_enum(
+    "verbose",
+    "auto",
+    ["auto", "0", "1", "2"],
+    "Keras progress output: 1 a progress bar, 2 a line per epoch, 0 silent.",
+)
+flags.DEFINE_integer(
+    "max_new_tokens",
+    DecodingConfig.max_new_tokens,
+    "Tokens the export generates by default.",
+    lower_bound=0,
+)
+flags.DEFINE_float(
+    "temperature",
+    DecodingConfig.temperature,
+    "Sampling temperature of the export's default signature (0 = greedy).",
+    lower_bound=0.0,
+)
+flags.DEFINE_integer(
+    "num_beams",
+    DecodingConfig.num_beams,
+    "Beam width of the export's beam_search signature.",
+    lower_bound=1,
+)
 
 FLAGS = flags.FLAGS
 

@@ -4,8 +4,9 @@ The layout follows the usual alive/finished formulation (as in Flax's and Tensor
 search): each request keeps `num_beams` alive hypotheses and, apart from them, the `num_beams`
 best finished ones. Every step looks at the `2 * num_beams` best extensions, so at least
 `num_beams` of them are not finished; finished candidates that rank among the step's `num_beams`
-best join the pool with their length-normalised score and never change again. Prompts are forced through the same loop: while
-a request is inside its prompt, the only extension is its next prompt token, at no cost.
+best join the pool with their length-normalised score and never change again. Prompts are
+forced through the same loop: while a request is inside its prompt, the only extension is its
+next prompt token, at no cost.
 """
 
 import tensorflow as tf
@@ -163,11 +164,12 @@ class BeamSearchStrategy:
         batch = tf.shape(loop_state["alive_tokens"])[0]
         max_length = tf.shape(loop_state["alive_tokens"])[-1]
         # Hypotheses still alive when the buffer ran out compete with the finished ones.
-        alive_lengths = tf.fill([batch, k], max_length) - loop_state["prompt_lengths"][:, tf.newaxis]
+        alive_lengths = (
+            tf.fill([batch, k], max_length) - loop_state["prompt_lengths"][:, tf.newaxis]
+        )
         alive_scores = tf.where(
             loop_state["alive_log_prob"] > _NEG_INF / 2,
-            loop_state["alive_log_prob"]
-            / length_penalty(alive_lengths, self.alpha[:, tf.newaxis]),
+            loop_state["alive_log_prob"] / length_penalty(alive_lengths, self.alpha[:, tf.newaxis]),
             _NEG_INF,
         )
         scores, pick = tf.math.top_k(

@@ -45,7 +45,9 @@ def prepare_prompts(token_ids, *, start_id, pad_id, max_prompt_tokens, max_lengt
          prompt_lengths int32 `[batch]`, each at least 1 for the start token).
     """
     token_ids = tf.cast(token_ids, tf.int32)
-    truncated = token_ids[:, -(max_prompt_tokens - 1) :] if max_prompt_tokens > 1 else token_ids[:, :0]
+    truncated = (
+        token_ids[:, -(max_prompt_tokens - 1) :] if max_prompt_tokens > 1 else token_ids[:, :0]
+    )
     batch = truncated.nrows()
     starts = tf.fill([batch, 1], tf.constant(start_id, tf.int32))
     with_start = tf.concat([tf.RaggedTensor.from_tensor(starts), truncated], axis=1)

@@ -29,7 +29,9 @@ def gumbel_noise(seeds, index, vocab_size):
         index: scalar int32 position.
         vocab_size: scalar int.
     """
-    row_key = _mix32(tf.bitcast(tf.cast(seeds, tf.int32), tf.uint32) ^ tf.constant(0x9E3779B9, tf.uint32))
+    row_key = _mix32(
+        tf.bitcast(tf.cast(seeds, tf.int32), tf.uint32) ^ tf.constant(0x9E3779B9, tf.uint32)
+    )
     step_key = _mix32(row_key ^ (tf.cast(index, tf.uint32) * tf.constant(0x27D4EB2F, tf.uint32)))
     token = tf.cast(tf.range(vocab_size), tf.uint32)[tf.newaxis, :]
     bits = _mix32(step_key[:, tf.newaxis] ^ (token * tf.constant(0x165667B1, tf.uint32)))

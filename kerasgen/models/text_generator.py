@@ -93,7 +93,7 @@ class TextGenerator(keras.Model):
         x = self.dropout_layer(x, training=training)
         per_layer = self._split_state(initial_state)
         final_states = []
-        for layer, layer_state in zip(self.rnn_layers, per_layer):
+        for layer, layer_state in zip(self.rnn_layers, per_layer, strict=True):
             x, *states = layer(x, initial_state=layer_state, training=training)
             x = self.dropout_layer(x, training=training)
             final_states.extend(states)
@@ -121,7 +121,7 @@ class TextGenerator(keras.Model):
         del index
         x = self.embedding(token_ids)  # [batch, embedding_dim]
         new_state = []
-        for layer, layer_state in zip(self.rnn_layers, self._split_state(state)):
+        for layer, layer_state in zip(self.rnn_layers, self._split_state(state), strict=True):
             x, states = layer.cell(x, list(layer_state), training=False)
             new_state.extend(states)
         return self.projection(x), tuple(new_state)

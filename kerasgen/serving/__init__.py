@@ -3,8 +3,8 @@
 from kerasgen.serving.decoding_config import DecodingConfig
 from kerasgen.serving.exporter import (
     ExportError,
-    export_service,
     existing_versions,
+    export_service,
     latest_export,
     write_models_config,
 )

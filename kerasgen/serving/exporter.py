@@ -48,9 +48,8 @@ def write_models_config(export_base):
     names = sorted(
         name
         for name in os.listdir(export_base)
-        if os.path.isdir(os.path.join(export_base, name)) and existing_versions(
-            os.path.join(export_base, name)
-        )
+        if os.path.isdir(os.path.join(export_base, name))
+        and existing_versions(os.path.join(export_base, name))
     )
     entries = "".join(
         "  config {\n"

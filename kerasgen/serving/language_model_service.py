@@ -89,8 +89,9 @@ class LanguageModelService:
 
     # The decode loops: dense tensors in and out, so they compile with XLA.
 
-    def _sample_loop_impl(self, prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k,
-                          top_p, seeds):
+    def _sample_loop_impl(
+        self, prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seeds
+    ):
         strategy = SamplingStrategy(
             end_id=self.tokenizer.end_id,
             pad_id=self.tokenizer.pad_id,
@@ -101,9 +102,7 @@ class LanguageModelService:
             seeds=seeds,
         )
         initial_state = self.model.initial_decoding_state(tf.shape(prompt_ids)[0])
-        return decode(
-            self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths
-        )
+        return decode(self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths)
 
     def _beam_loop_impl(self, prompt_ids, prompt_lengths, max_new_tokens, length_penalty):
         strategy = BeamSearchStrategy(
@@ -114,9 +113,7 @@ class LanguageModelService:
             alpha=length_penalty,
         )
         initial_state = self.model.initial_decoding_state(tf.shape(prompt_ids)[0])
-        return decode(
-            self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths
-        )
+        return decode(self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths)
 
     # Signature bodies.
 
@@ -161,9 +158,7 @@ class LanguageModelService:
                 ("seed", seed),
             ]
         ] + [
-            tf.debugging.assert_non_negative(
-                max_new_tokens, message="max_new_tokens must be >= 0"
-            ),
+            tf.debugging.assert_non_negative(max_new_tokens, message="max_new_tokens must be >= 0"),
             tf.debugging.assert_less_equal(
                 max_new_tokens, cap, message=f"max_new_tokens must be <= {cap}, this export's cap"
             ),
@@ -194,9 +189,7 @@ class LanguageModelService:
 
     def _beam_search(self, prompt, length_penalty):
         batch = tf.shape(prompt)[0]
-        with tf.control_dependencies(
-            [_check_same_batch("length_penalty", length_penalty, batch)]
-        ):
+        with tf.control_dependencies([_check_same_batch("length_penalty", length_penalty, batch)]):
             prompt_ids, prompt_lengths = self._prompts(prompt)
         result = self._beam_loop(
             prompt_ids,

@@ -73,11 +73,7 @@ def check_serving_ops(export_path):
         for function in meta_graph.graph_def.library.function
     }
     cudnn = sorted(op for op in counts if op.startswith("CudnnRNN"))
-    foreign = sorted(
-        op
-        for op in counts
-        if op not in own_functions and not _is_known_op(op)
-    )
+    foreign = sorted(op for op in counts if op not in own_functions and not _is_known_op(op))
     problems = []
     if foreign:
         problems.append(f"ops outside core TensorFlow and tensorflow-text: {', '.join(foreign)}")

@@ -53,16 +53,8 @@ class SubwordTokenizer(Tokenizer):
         self._lower_case = lower_case
         # piece -> id. WordpieceTokenizer only checks membership and reads ids through it, and
         # detokenizes by exporting it, which needs ids dense on [0, vocab_size): line numbers.
-        self._id_table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                self.vocabulary_file,
-                key_dtype=tf.string,
-                key_index=tf.lookup.TextFileIndex.WHOLE_LINE,
-                value_dtype=tf.int64,
-                value_index=tf.lookup.TextFileIndex.LINE_NUMBER,
-                vocab_size=self.vocab_size,
-            ),
-            default_value=self.unk_id,
+        self._id_table = self._vocabulary_table(
+            from_tokens=True, token_dtype=tf.string, default_value=self.unk_id
         )
         self._wordpiece = tf_text.WordpieceTokenizer(
             self._id_table,

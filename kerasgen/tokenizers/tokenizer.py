@@ -94,6 +94,32 @@ class Tokenizer(tf.Module):
         arguments["vocabulary_file"] = os.path.join(directory, config["vocabulary_file"])
         return cls(**arguments)
 
+    def _vocabulary_table(self, *, from_tokens: bool, token_dtype, default_value):
+        """A lookup table over the vocabulary file, where line `i` holds the token of id `i`.
+
+        Args:
+            from_tokens: True for token → id, False for id → token.
+            token_dtype: how a line reads: `tf.string`, or `tf.int64` for code points.
+            default_value: what a missing key maps to.
+        """
+        line_number = tf.lookup.TextFileIndex.LINE_NUMBER
+        whole_line = tf.lookup.TextFileIndex.WHOLE_LINE
+        if from_tokens:
+            keys, values = (token_dtype, whole_line), (tf.int64, line_number)
+        else:
+            keys, values = (tf.int64, line_number), (token_dtype, whole_line)
+        return tf.lookup.StaticHashTable(
+            tf.lookup.TextFileInitializer(
+                self.vocabulary_file,
+                key_dtype=keys[0],
+                key_index=keys[1],
+                value_dtype=values[0],
+                value_index=values[1],
+                vocab_size=self.vocab_size,
+            ),
+            default_value=default_value,
+        )
+
     def _prepare_texts(self, texts) -> tf.Tensor:
         """Returns `[batch]` tf.string texts that are valid UTF-8, so later ops never raise."""
         texts = tf.convert_to_tensor(texts, dtype=tf.string)

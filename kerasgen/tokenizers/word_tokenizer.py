@@ -40,31 +40,13 @@ class WordTokenizer(Tokenizer):
 
     def __init__(self, vocabulary_file: str, name: str | None = None):
         super().__init__(vocabulary_file, name=name)
-        line_number = tf.lookup.TextFileIndex.LINE_NUMBER
-        whole_line = tf.lookup.TextFileIndex.WHOLE_LINE
         # word -> id; anything not in the file is unknown.
-        self._id_table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                self.vocabulary_file,
-                key_dtype=tf.string,
-                key_index=whole_line,
-                value_dtype=tf.int64,
-                value_index=line_number,
-                vocab_size=self.vocab_size,
-            ),
-            default_value=self.unk_id,
+        self._id_table = self._vocabulary_table(
+            from_tokens=True, token_dtype=tf.string, default_value=self.unk_id
         )
         # id -> word; line 3 of the file is "[UNK]", so the unknown id renders as "[UNK]".
-        self._word_table = tf.lookup.StaticHashTable(
-            tf.lookup.TextFileInitializer(
-                self.vocabulary_file,
-                key_dtype=tf.int64,
-                key_index=line_number,
-                value_dtype=tf.string,
-                value_index=whole_line,
-                vocab_size=self.vocab_size,
-            ),
-            default_value=RESERVED_TOKENS[self.unk_id],
+        self._word_table = self._vocabulary_table(
+            from_tokens=False, token_dtype=tf.string, default_value=RESERVED_TOKENS[self.unk_id]
         )
 
     @property

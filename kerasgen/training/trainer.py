@@ -20,9 +20,9 @@ import keras
 import tensorflow as tf
 
 from kerasgen import tokenizers
-from kerasgen.errors import UserInputError
 from kerasgen.data.corpus import load_corpus
 from kerasgen.data.pipeline import count_tokens, language_model_dataset
+from kerasgen.errors import UserInputError
 from kerasgen.models import build_model, get_preset
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
 
@@ -118,8 +118,10 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
     tokenizer = _tokenizer_for(corpus, config, workdir)
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
         f.write(config.to_json())
-    log(f"Corpus {corpus.name}: {sum(map(len, corpus.train)):,} training characters, "
-        f"{tokenizer.level} vocabulary of {tokenizer.vocab_size} ids.")
+    log(
+        f"Corpus {corpus.name}: {sum(map(len, corpus.train)):,} training characters, "
+        f"{tokenizer.level} vocabulary of {tokenizer.vocab_size} ids."
+    )
 
     pipeline = dict(
         tokenize_fn=tokenizer.tokenize,
@@ -131,13 +133,18 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
     )
     repeat = config.steps_per_epoch is not None
     train_data = language_model_dataset(
-        corpus.train, shuffle=True, repeat=repeat, name=f"{corpus.name} (training part)",
+        corpus.train,
+        shuffle=True,
+        repeat=repeat,
+        name=f"{corpus.name} (training part)",
         **pipeline,
     )
     # A small file's validation part may hold fewer windows than a batch: shrink its batches.
     validation_windows = count_tokens(corpus.validation, tokenizer.tokenize) // (config.seq_len + 1)
     validation_data = language_model_dataset(
-        corpus.validation, shuffle=False, name=f"{corpus.name} (validation part)",
+        corpus.validation,
+        shuffle=False,
+        name=f"{corpus.name} (validation part)",
         **dict(pipeline, batch_size=max(1, min(config.batch_size, validation_windows))),
     )
 
@@ -174,8 +181,10 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
 
     validation_loss = float(model.evaluate(validation_data, verbose=0, return_dict=True)["loss"])
     perplexity = math.exp(validation_loss)
-    log(f"Validation loss {validation_loss:.4f} nats/token, perplexity {perplexity:.3f} "
-        f"({train_seconds:.0f} s of training).")
+    log(
+        f"Validation loss {validation_loss:.4f} nats/token, perplexity {perplexity:.3f} "
+        f"({train_seconds:.0f} s of training)."
+    )
 
     service = LanguageModelService(model, tokenizer, decoding or DecodingConfig())
     prompts = sample_prompts(corpus, config.num_samples)
@@ -191,7 +200,7 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
             tf.range(config.seed, config.seed + count),
         )
         texts = [t.decode("utf-8", errors="replace") for t in generated["text"].numpy()]
-        samples = list(zip(prompts, texts))
+        samples = list(zip(prompts, texts, strict=True))
         for prompt, text in samples:
             log(f"--- sample (prompt {prompt!r}):\n{prompt}{text}")
 

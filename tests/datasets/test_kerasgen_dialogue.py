@@ -3,9 +3,10 @@
 import random
 import re
 
-import kerasgen_datasets  # noqa: F401  (registers kerasgen_dialogue)
 import pytest
 import tensorflow_datasets as tfds
+
+import kerasgen_datasets  # noqa: F401  (registers kerasgen_dialogue)
 from kerasgen_datasets.kerasgen_dialogue import grammar, lexicon
 from kerasgen_datasets.kerasgen_dialogue.kerasgen_dialogue_dataset_builder import write_splits
 

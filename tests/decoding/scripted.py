@@ -28,6 +28,8 @@ def markov_step_fn(transitions):
 
 def prompts(rows):
     """Python lists of prompt tokens (without start) → ragged int32 `[batch, (tokens)]`."""
-    return tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1) if rows else tf.ragged.constant(
-        [], dtype=tf.int32, ragged_rank=1
+    return (
+        tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1)
+        if rows
+        else tf.ragged.constant([], dtype=tf.int32, ragged_rank=1)
     )

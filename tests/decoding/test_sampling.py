@@ -3,29 +3,71 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from scripted import END, PAD, START, A, B, C, markov_step_fn
 
-from kerasgen.decoding import SamplingStrategy, choose_tokens, decode, filter_logits, generated_tokens, prepare_prompts
-from scripted import A, B, C, END, PAD, START, markov_step_fn
+from kerasgen.decoding import (
+    SamplingStrategy,
+    choose_tokens,
+    decode,
+    filter_logits,
+    generated_tokens,
+    prepare_prompts,
+)
 
-TRANSITIONS = {START: {A: 0.6, B: 0.4}, A: {END: 0.35, A: 0.33, B: 0.32}, B: {END: 0.9, A: 0.05, C: 0.05}, C: {C: 1.0}}
+TRANSITIONS = {
+    START: {A: 0.6, B: 0.4},
+    A: {END: 0.35, A: 0.33, B: 0.32},
+    B: {END: 0.9, A: 0.05, C: 0.05},
+    C: {C: 1.0},
+}
 
 
-def run_sampling(prompt_rows, *, max_new=5, temperature=0.0, top_k=0, top_p=1.0, seeds=None, max_length=12, jit=False, transitions=TRANSITIONS):
+def run_sampling(
+    prompt_rows,
+    *,
+    max_new=5,
+    temperature=0.0,
+    top_k=0,
+    top_p=1.0,
+    seeds=None,
+    max_length=12,
+    jit=False,
+    transitions=TRANSITIONS,
+):
     n = len(prompt_rows)
-    prompt_ids, prompt_lengths = prepare_prompts(
-        tf.ragged.constant(prompt_rows, dtype=tf.int32, ragged_rank=1) if n else tf.zeros([0, 0], tf.int32),
-        start_id=START, pad_id=PAD, max_prompt_tokens=6, max_length=max_length,
-    ) if n else (tf.zeros([0, max_length], tf.int32), tf.zeros([0], tf.int32))
+    prompt_ids, prompt_lengths = (
+        prepare_prompts(
+            tf.ragged.constant(prompt_rows, dtype=tf.int32, ragged_rank=1)
+            if n
+            else tf.zeros([0, 0], tf.int32),
+            start_id=START,
+            pad_id=PAD,
+            max_prompt_tokens=6,
+            max_length=max_length,
+        )
+        if n
+        else (tf.zeros([0, max_length], tf.int32), tf.zeros([0], tf.int32))
+    )
     strategy = SamplingStrategy(
-        end_id=END, pad_id=PAD,
+        end_id=END,
+        pad_id=PAD,
         max_new_tokens=tf.fill([n], max_new) if np.isscalar(max_new) else tf.constant(max_new),
-        temperature=tf.fill([n], float(temperature)) if np.isscalar(temperature) else tf.constant(temperature, tf.float32),
-        top_k=tf.fill([n], top_k), top_p=tf.fill([n], float(top_p)),
+        temperature=tf.fill([n], float(temperature))
+        if np.isscalar(temperature)
+        else tf.constant(temperature, tf.float32),
+        top_k=tf.fill([n], top_k),
+        top_p=tf.fill([n], float(top_p)),
         seeds=tf.constant(seeds if seeds is not None else [0] * n, tf.int32),
     )
 
     def run():
-        out = decode(markov_step_fn(transitions), strategy, tf.zeros([n], tf.int32), prompt_ids, prompt_lengths)
+        out = decode(
+            markov_step_fn(transitions),
+            strategy,
+            tf.zeros([n], tf.int32),
+            prompt_ids,
+            prompt_lengths,
+        )
         return out
 
     out = tf.function(run, jit_compile=jit)() if jit else run()
@@ -109,15 +151,22 @@ def test_filter_logits_top_k_then_top_p():
 def test_choose_tokens_never_picks_outside_top_k():
     logits = tf.tile(tf.math.log(tf.constant([[0.1, 0.4, 0.3, 0.2]])), [500, 1])
     chosen = choose_tokens(
-        logits, tf.constant(3), temperature=tf.fill([500], 5.0), top_k=tf.fill([500], 2),
-        top_p=tf.ones([500]), seeds=tf.range(500),
+        logits,
+        tf.constant(3),
+        temperature=tf.fill([500], 5.0),
+        top_k=tf.fill([500], 2),
+        top_p=tf.ones([500]),
+        seeds=tf.range(500),
     ).numpy()
     assert set(chosen) == {1, 2}
 
 
 def test_xla_compiled_loop_gives_the_same_tokens():
     args = dict(temperature=1.0, seeds=[1, 2, 3], max_new=6)
-    assert run_sampling([[], [A], [C, B]], jit=True, **args)[0] == run_sampling([[], [A], [C, B]], **args)[0]
+    assert (
+        run_sampling([[], [A], [C, B]], jit=True, **args)[0]
+        == run_sampling([[], [A], [C, B]], **args)[0]
+    )
 
 
 def test_empty_batch_returns_empty_outputs():
@@ -126,7 +175,13 @@ def test_empty_batch_returns_empty_outputs():
 
 
 def test_prepare_prompts_left_truncates_and_keeps_the_start_token():
-    ids, lengths = prepare_prompts(tf.ragged.constant([[3, 4, 5, 6, 7], []], dtype=tf.int32), start_id=1, pad_id=0, max_prompt_tokens=3, max_length=5)
+    ids, lengths = prepare_prompts(
+        tf.ragged.constant([[3, 4, 5, 6, 7], []], dtype=tf.int32),
+        start_id=1,
+        pad_id=0,
+        max_prompt_tokens=3,
+        max_length=5,
+    )
     np.testing.assert_array_equal(ids.numpy(), [[1, 6, 7, 0, 0], [1, 0, 0, 0, 0]])
     np.testing.assert_array_equal(lengths.numpy(), [3, 1])
 
@@ -134,5 +189,6 @@ def test_prepare_prompts_left_truncates_and_keeps_the_start_token():
 @pytest.mark.parametrize("bad", [-1])
 def test_bad_beam_width(bad):
     from kerasgen.decoding import BeamSearchStrategy
+
     with pytest.raises(ValueError, match="num_beams"):
         BeamSearchStrategy(num_beams=bad, end_id=END, pad_id=PAD, max_new_tokens=[1], alpha=[0.0])

@@ -2,11 +2,11 @@
 
 import pytest
 import tensorflow as tf
+from tiny_export import DECODING, TEXT
 
 from kerasgen.models import build_model
 from kerasgen.serving import LanguageModelService, export_service
 from kerasgen.tokenizers import learn_tokenizer
-from tiny_export import DECODING, TEXT
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,13 @@ import sys
 import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 
-from kerasgen.serving import ExportError, OpCheckError, check_serving_ops, export_service, existing_versions
+from kerasgen.serving import (
+    ExportError,
+    OpCheckError,
+    check_serving_ops,
+    existing_versions,
+    export_service,
+)
 
 
 def test_layout_assets_metadata_and_models_config(exported):
@@ -56,11 +62,18 @@ def _plant(path, tmp_path, op_name):
     return str(planted)
 
 
-@pytest.mark.parametrize("op_name,message", [("KerasgenPlantedOp", "outside core TensorFlow"), ("CudnnRNNV3", "cuDNN")])
+@pytest.mark.parametrize(
+    "op_name,message", [("KerasgenPlantedOp", "outside core TensorFlow"), ("CudnnRNNV3", "cuDNN")]
+)
 def test_op_checker_fails_on_a_planted_op(exported, tmp_path, op_name, message):
     planted = _plant(exported[1], tmp_path, op_name)
     with pytest.raises(OpCheckError, match=message):
         check_serving_ops(planted)
-    result = subprocess.run([sys.executable, "-m", "kerasgen.export", f"--check={planted}"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasgen.export", f"--check={planted}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1
     assert op_name in result.stderr and "Traceback" not in result.stderr

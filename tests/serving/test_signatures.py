@@ -7,12 +7,17 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from tiny_export import DECODING
+
 from kerasgen.serving.exporter import warmup_inputs
 from kerasgen.serving.warmup import predict_request, read_warmup_requests
 
-PROMPTS = ["", "ANNA: the", "a much longer prompt than the others, to be cut on the left " * 2, "zz\u2603"]
+PROMPTS = [
+    "",
+    "ANNA: the",
+    "a much longer prompt than the others, to be cut on the left " * 2,
+    "zz\u2603",
+]
 GENERATE_INPUTS = {
     "prompt": PROMPTS,
     "max_new_tokens": [5, 7, 3, 6],
@@ -24,12 +29,22 @@ GENERATE_INPUTS = {
 
 
 def _typed(inputs):
-    dtypes = {"prompt": object, "text": object, "max_new_tokens": np.int32, "top_k": np.int32,
-              "seed": np.int32, "temperature": np.float32, "top_p": np.float32, "length_penalty": np.float32}
+    dtypes = {
+        "prompt": object,
+        "text": object,
+        "max_new_tokens": np.int32,
+        "top_k": np.int32,
+        "seed": np.int32,
+        "temperature": np.float32,
+        "top_p": np.float32,
+        "length_penalty": np.float32,
+    }
     return {k: np.array(v, dtypes[k]) for k, v in inputs.items()}
 
 
-def test_fresh_process_with_only_tensorflow_and_text_loads_and_matches_in_process(exported, tiny_service):
+def test_fresh_process_with_only_tensorflow_and_text_loads_and_matches_in_process(
+    exported, tiny_service
+):
     _, path = exported
     script = f"""
 import json, tensorflow as tf, tensorflow_text
@@ -48,15 +63,21 @@ import sys
 out["modules"] = sorted(m for m in sys.modules if m.startswith("kerasgen"))
 print(json.dumps(out, default=lambda b: b.decode("utf-8", "replace")))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["modules"] == []
     assert len(out["default"]) == len(PROMPTS)
     assert out["beam_shape"] == [len(PROMPTS), DECODING.num_beams]
-    in_process = tiny_service.generate(**{k: tf.constant(v) for k, v in _typed(GENERATE_INPUTS).items()})
+    in_process = tiny_service.generate(
+        **{k: tf.constant(v) for k, v in _typed(GENERATE_INPUTS).items()}
+    )
     assert out["generate"] == [t.decode("utf-8", "replace") for t in in_process["text"].numpy()]
-    np.testing.assert_allclose(out["score"], tiny_service.score(tf.constant(PROMPTS))["log_prob"].numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        out["score"], tiny_service.score(tf.constant(PROMPTS))["log_prob"].numpy(), rtol=1e-5
+    )
 
 
 def _session_run(path, signature_name, inputs):
@@ -84,21 +105,46 @@ def test_generate_in_session_loader_equals_eager_load(exported):
     inputs = _typed(GENERATE_INPUTS)
     session_text = _session_run(path, "generate", inputs)["text"].tolist()
     loaded = tf.saved_model.load(path)
-    eager_text = loaded.signatures["generate"](**{k: tf.constant(v) for k, v in inputs.items()})["text"].numpy().tolist()
+    eager_text = (
+        loaded.signatures["generate"](**{k: tf.constant(v) for k, v in inputs.items()})["text"]
+        .numpy()
+        .tolist()
+    )
     assert session_text == eager_text
 
 
-@pytest.mark.parametrize("signature_name,exprs", [
-    ("serving_default", 'prompt=["","ANNA:"]'),
-    ("generate", 'prompt=["","ANNA:"];max_new_tokens=[3,4];temperature=[0.0,1.0];top_k=[0,2];top_p=[1.0,0.9];seed=[1,2]'),
-    ("beam_search", 'prompt=["","ANNA:"];length_penalty=[0.6,0.0]'),
-    ("score", 'text=["","ANNA: the moon"]'),
-])
+@pytest.mark.parametrize(
+    "signature_name,exprs",
+    [
+        ("serving_default", 'prompt=["","ANNA:"]'),
+        (
+            "generate",
+            'prompt=["","ANNA:"];max_new_tokens=[3,4];temperature=[0.0,1.0];top_k=[0,2];top_p=[1.0,0.9];seed=[1,2]',
+        ),
+        ("beam_search", 'prompt=["","ANNA:"];length_penalty=[0.6,0.0]'),
+        ("score", 'text=["","ANNA: the moon"]'),
+    ],
+)
 def test_saved_model_cli_runs_every_signature(exported, signature_name, exprs):
     _, path = exported
     cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
-    result = subprocess.run(cli + ["run", "--dir", path, "--tag_set", "serve", "--signature_def", signature_name,
-                                   "--input_exprs", exprs], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        cli
+        + [
+            "run",
+            "--dir",
+            path,
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            signature_name,
+            "--input_exprs",
+            exprs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Result for output key" in result.stdout
 
@@ -112,10 +158,28 @@ def _rest_instances_to_request(body, signature_name):
 
 def test_rest_style_json_becomes_a_predict_request_that_runs(exported):
     _, path = exported
-    body = json.dumps({"instances": [
-        {"prompt": "ANNA:", "max_new_tokens": 4, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 7},
-        {"prompt": "", "max_new_tokens": 2, "temperature": 1.0, "top_k": 3, "top_p": 0.9, "seed": 8},
-    ]})
+    body = json.dumps(
+        {
+            "instances": [
+                {
+                    "prompt": "ANNA:",
+                    "max_new_tokens": 4,
+                    "temperature": 0.0,
+                    "top_k": 0,
+                    "top_p": 1.0,
+                    "seed": 7,
+                },
+                {
+                    "prompt": "",
+                    "max_new_tokens": 2,
+                    "temperature": 1.0,
+                    "top_k": 3,
+                    "top_p": 0.9,
+                    "seed": 8,
+                },
+            ]
+        }
+    )
     request = _rest_instances_to_request(body, "generate")
     inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
     outputs = _session_run(path, "generate", inputs)
@@ -126,55 +190,88 @@ def test_rest_style_json_becomes_a_predict_request_that_runs(exported):
 def test_warmup_records_parse_and_replay(exported):
     _, path = exported
     requests = read_warmup_requests(path)
-    assert sorted(r.model_spec.signature_name for r in requests) == ["beam_search", "generate", "score", "serving_default"]
+    assert sorted(r.model_spec.signature_name for r in requests) == [
+        "beam_search",
+        "generate",
+        "score",
+        "serving_default",
+    ]
     for request in requests:
         assert request.model_spec.name == "tiny"
         inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
         _session_run(path, request.model_spec.signature_name, inputs)
 
 
-@pytest.mark.parametrize("change,message", [
-    ({"max_new_tokens": [-1, 1, 1, 1]}, "max_new_tokens must be >= 0"),
-    ({"max_new_tokens": [DECODING.max_new_tokens_cap + 1, 1, 1, 1]}, "max_new_tokens must be <="),
-    ({"temperature": [-0.5, 1.0, 1.0, 1.0]}, "temperature must be >= 0"),
-    ({"top_p": [0.0, 1.0, 1.0, 1.0]}, "top_p must be in (0, 1]"),
-    ({"top_p": [1.5, 1.0, 1.0, 1.0]}, "top_p must be in (0, 1]"),
-    ({"top_k": [-2, 0, 0, 0]}, "top_k must be >= 0"),
-    ({"seed": [1, 2]}, "seed must have one value per prompt"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"max_new_tokens": [-1, 1, 1, 1]}, "max_new_tokens must be >= 0"),
+        (
+            {"max_new_tokens": [DECODING.max_new_tokens_cap + 1, 1, 1, 1]},
+            "max_new_tokens must be <=",
+        ),
+        ({"temperature": [-0.5, 1.0, 1.0, 1.0]}, "temperature must be >= 0"),
+        ({"top_p": [0.0, 1.0, 1.0, 1.0]}, "top_p must be in (0, 1]"),
+        ({"top_p": [1.5, 1.0, 1.0, 1.0]}, "top_p must be in (0, 1]"),
+        ({"top_k": [-2, 0, 0, 0]}, "top_k must be >= 0"),
+        ({"seed": [1, 2]}, "seed must have one value per prompt"),
+    ],
+)
 def test_bad_requests_are_invalid_argument_naming_the_input(exported, change, message):
     _, path = exported
     inputs = _typed({**GENERATE_INPUTS, **change})
     loaded = tf.saved_model.load(path)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\["),
+    ):
         loaded.signatures["generate"](**{k: tf.constant(v) for k, v in inputs.items()})
 
 
 def test_awkward_but_valid_inputs_are_handled(exported):
     _, path = exported
     loaded = tf.saved_model.load(path)
-    out = loaded.signatures["serving_default"](prompt=tf.constant(["", b"\xff\xfe broken utf-8", "x" * 500]))
+    out = loaded.signatures["serving_default"](
+        prompt=tf.constant(["", b"\xff\xfe broken utf-8", "x" * 500])
+    )
     assert out["text"].shape == (3,)
     empty = loaded.signatures["serving_default"](prompt=tf.zeros([0], tf.string))
     assert empty["text"].shape == (0,)
-    beams = loaded.signatures["beam_search"](prompt=tf.zeros([0], tf.string), length_penalty=tf.zeros([0]))
+    beams = loaded.signatures["beam_search"](
+        prompt=tf.zeros([0], tf.string), length_penalty=tf.zeros([0])
+    )
     assert beams["texts"].shape == (0, DECODING.num_beams)
 
 
 def test_seeded_generate_is_reproducible_and_unseeded_is_not_fixed(exported):
     _, path = exported
     loaded = tf.saved_model.load(path)
-    inputs = {k: tf.constant(v) for k, v in _typed({**GENERATE_INPUTS, "max_new_tokens": [12] * 4, "temperature": [1.5] * 4, "top_k": [0] * 4, "top_p": [1.0] * 4}).items()}
+    inputs = {
+        k: tf.constant(v)
+        for k, v in _typed(
+            {
+                **GENERATE_INPUTS,
+                "max_new_tokens": [12] * 4,
+                "temperature": [1.5] * 4,
+                "top_k": [0] * 4,
+                "top_p": [1.0] * 4,
+            }
+        ).items()
+    }
     first = loaded.signatures["generate"](**inputs)["text"].numpy().tolist()
     assert first == loaded.signatures["generate"](**inputs)["text"].numpy().tolist()
     fresh = dict(inputs, seed=tf.fill([4], -1))
-    draws = {tuple(loaded.signatures["generate"](**fresh)["text"].numpy().tolist()) for _ in range(4)}
+    draws = {
+        tuple(loaded.signatures["generate"](**fresh)["text"].numpy().tolist()) for _ in range(4)
+    }
     assert len(draws) > 1
 
 
 def test_beam_search_first_hypothesis_matches_greedy_at_width_one_scores_sorted(exported):
     _, path = exported
     loaded = tf.saved_model.load(path)
-    out = loaded.signatures["beam_search"](prompt=tf.constant(["", "ANNA:"]), length_penalty=tf.constant([0.6, 0.0]))
+    out = loaded.signatures["beam_search"](
+        prompt=tf.constant(["", "ANNA:"]), length_penalty=tf.constant([0.6, 0.0])
+    )
     scores = out["scores"].numpy()
     assert np.all(np.diff(scores, axis=1) <= 1e-6)

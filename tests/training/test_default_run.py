@@ -10,9 +10,13 @@ import tensorflow as tf
 
 @pytest.mark.slow
 def test_default_command_trains_prints_samples_and_exports(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "kerasgen.train", "--verbose=2",
-                             f"--data_dir={tmp_path / 'tfds'}"],
-                            cwd=str(tmp_path), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasgen.train", "--verbose=2", f"--data_dir={tmp_path / 'tfds'}"],
+        cwd=str(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     loss = float(re.search(r"Validation loss ([0-9.]+) nats/token", result.stdout).group(1))
     assert loss < 0.8  # the grammar is learned: a uniform guess over 62 ids is 4.1

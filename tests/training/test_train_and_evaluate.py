@@ -10,8 +10,8 @@ import tensorflow as tf
 from kerasgen.training import TrainConfig, WorkdirMismatchError, train_and_evaluate
 
 CORPUS = "\n\n".join(
-    f"ANNA: the {w} is bright tonight.\nBEN: and the {w} sings below." for w in
-    ["moon", "river", "lamp", "field", "bell", "road", "star", "wind"] * 6
+    f"ANNA: the {w} is bright tonight.\nBEN: and the {w} sings below."
+    for w in ["moon", "river", "lamp", "field", "bell", "road", "star", "wind"] * 6
 )
 
 
@@ -23,8 +23,16 @@ def corpus_file(tmp_path_factory):
 
 
 def _tiny_config(corpus_file, tmp_path, **overrides):
-    values = dict(model="text_generator_tiny", data_path=corpus_file, epochs=2, batch_size=4,
-                  seq_len=16, export_dir=str(tmp_path / "exports"), num_samples=2, verbose=0)
+    values = dict(
+        model="text_generator_tiny",
+        data_path=corpus_file,
+        epochs=2,
+        batch_size=4,
+        seq_len=16,
+        export_dir=str(tmp_path / "exports"),
+        num_samples=2,
+        verbose=0,
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -41,41 +49,64 @@ def test_one_tiny_training_run_trains_evaluates_samples_and_exports(corpus_file,
     assert os.listdir(os.path.join(workdir, "logs"))
     # The export generates the same text as the in-process service for the same seed.
     loaded = tf.saved_model.load(result.export_path)
-    inputs = dict(prompt=tf.constant(["ANNA:", ""]), max_new_tokens=tf.constant([20, 20]),
-                  temperature=tf.constant([1.0, 0.0]), top_k=tf.constant([0, 0]),
-                  top_p=tf.constant([1.0, 1.0]), seed=tf.constant([5, 6]))
+    inputs = dict(
+        prompt=tf.constant(["ANNA:", ""]),
+        max_new_tokens=tf.constant([20, 20]),
+        temperature=tf.constant([1.0, 0.0]),
+        top_k=tf.constant([0, 0]),
+        top_p=tf.constant([1.0, 1.0]),
+        seed=tf.constant([5, 6]),
+    )
     exported = loaded.signatures["generate"](**inputs)["text"].numpy().tolist()
     assert exported == result.service.generate(**inputs)["text"].numpy().tolist()
 
 
 def test_a_workdir_of_another_model_is_refused(corpus_file, tmp_path):
     workdir = str(tmp_path / "work")
-    train_and_evaluate(_tiny_config(corpus_file, tmp_path, epochs=1, export=False), workdir, log=lambda *_: None)
+    train_and_evaluate(
+        _tiny_config(corpus_file, tmp_path, epochs=1, export=False), workdir, log=lambda *_: None
+    )
     with pytest.raises(WorkdirMismatchError, match="tokenizer='character'"):
-        train_and_evaluate(_tiny_config(corpus_file, tmp_path, tokenizer="word"), workdir, log=lambda *_: None)
+        train_and_evaluate(
+            _tiny_config(corpus_file, tmp_path, tokenizer="word"), workdir, log=lambda *_: None
+        )
 
 
 def _train_cli(*flags, cwd):
-    return subprocess.run([sys.executable, "-m", "kerasgen.train", *flags], capture_output=True,
-                          text=True, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "kerasgen.train", *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
 
 
-@pytest.mark.parametrize("content,problem", [
-    (None, "no such file"),
-    (b"", "empty"),
-    (b"\x00\x01\x02binary\x00" * 10, "binary"),
-    (b"\xff\xfe\xfa not utf-8 at all" * 10, "utf-8"),
-    (b"tiny", "too small"),
-    ("a few words, fewer than one batch of training windows.\n".encode() * 3, "too small"),
-])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        (None, "no such file"),
+        (b"", "empty"),
+        (b"\x00\x01\x02binary\x00" * 10, "binary"),
+        (b"\xff\xfe\xfa not utf-8 at all" * 10, "utf-8"),
+        (b"tiny", "too small"),
+        (b"a few words, fewer than one batch of training windows.\n" * 3, "too small"),
+    ],
+)
 def test_bad_data_path_is_one_line_and_nonzero_exit(tmp_path, content, problem):
     path = tmp_path / "data.txt"
     if content is not None:
         path.write_bytes(content)
-    result = _train_cli(f"--data_path={path}", f"--workdir={tmp_path / 'w'}", "--model=text_generator_tiny",
-                        cwd=str(tmp_path))
+    result = _train_cli(
+        f"--data_path={path}",
+        f"--workdir={tmp_path / 'w'}",
+        "--model=text_generator_tiny",
+        cwd=str(tmp_path),
+    )
     assert result.returncode != 0
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("kerasgen.train: error:")]
+    error_lines = [
+        line for line in result.stderr.splitlines() if line.startswith("kerasgen.train: error:")
+    ]
     assert len(error_lines) == 1, result.stderr[-2000:]
     assert str(path) in error_lines[0] and problem in error_lines[0].lower()
     assert "Traceback" not in result.stderr
