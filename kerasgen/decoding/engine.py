@@ -56,7 +56,16 @@ def prepare_prompts(token_ids, *, start_id, pad_id, max_prompt_tokens, max_lengt
     return prompt_ids, prompt_lengths
 
 
-def decode(step_fn, strategy, initial_state, prompt_ids, prompt_lengths, *, start_index=0):
+def decode(
+    step_fn,
+    strategy,
+    initial_state,
+    prompt_ids,
+    prompt_lengths,
+    *,
+    start_index=0,
+    return_state=False,
+):
     """Runs the decode loop until every row is finished or the buffer is full.
 
     Args:
@@ -70,9 +79,13 @@ def decode(step_fn, strategy, initial_state, prompt_ids, prompt_lengths, *, star
         prompt_lengths: int32 `[batch]`.
         start_index: first position fed to `step_fn` (0 feeds the start token; a model that
             pre-fills its state with the prompt's common prefix passes where it stopped).
+        return_state: also return the model state after the last step (for example attention
+            weights a model records in a fixed-size buffer of its state). Under beam search it
+            follows the alive beams, not the finished hypotheses.
 
     Returns:
-        The strategy's `finalize` output: a dict of tensors.
+        The strategy's `finalize` output, a dict of tensors; with `return_state`, the pair
+        (that dict, the final model state).
     """
     max_length = prompt_ids.shape[1]
     if max_length is None:
@@ -88,13 +101,14 @@ def decode(step_fn, strategy, initial_state, prompt_ids, prompt_lengths, *, star
         loop_state, model_state = strategy.step(index, logits, loop_state, model_state)
         return index + 1, loop_state, model_state
 
-    _, loop_state, _ = tf.while_loop(
+    _, loop_state, model_state = tf.while_loop(
         not_done,
         body,
         (tf.constant(start_index, tf.int32), loop_state, model_state),
         maximum_iterations=max_length - 1 - start_index,
     )
-    return strategy.finalize(loop_state)
+    result = strategy.finalize(loop_state)
+    return (result, model_state) if return_state else result
 
 
 def generated_tokens(tokens, prompt_lengths, num_generated, end_id):
