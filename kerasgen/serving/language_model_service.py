@@ -160,7 +160,7 @@ class LanguageModelService:
         ] + [
             tf.debugging.assert_non_negative(max_new_tokens, message="max_new_tokens must be >= 0"),
             tf.debugging.assert_less_equal(
-                max_new_tokens, cap, message=f"max_new_tokens must be <= {cap}, this export's cap"
+                max_new_tokens, cap, message=f"max_new_tokens must be <= {cap}, the cap of this export"
             ),
             tf.debugging.assert_non_negative(temperature, message="temperature must be >= 0"),
             tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 means off)"),
