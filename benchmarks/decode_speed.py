@@ -41,13 +41,18 @@ the table reports the median call time. The machine is shared and noisy, so comp
 (measured side by side in the same rounds) rather than absolute numbers. TensorFlow's default
 thread pools are used.
 
-`--diagnose` adds a breakdown of where the export's decode loop spends its time per step
-beyond the floor, in-process and in both modes: kerasgen's `decode` with ablated strategies
-(greedy, no log-softmax, no buffer write, top-k filtering on), a bare cell+sampling loop, a
-bare cell+argmax loop; the graph-mode op count per step of the exported loop; and a profiler
-trace of one graph-mode `generate` call, summarised per op type and per part of the step.
+`--diagnose` adds a breakdown of where the decode loop spends its time per step beyond the
+floor, in both modes and side by side: the exported `generate` again; kerasgen's `decode` run
+in-process as `_sample_loop` runs it; greedy (no sample branch) and top-k (filter branch on);
+ablations without the per-step log-softmax or without the token-buffer write (cost measurements,
+not correct decoders); two "what-if" optimisations, checked to give the current decoder's exact
+tokens (loop-invariant work of `choose_tokens` hoisted out of the loop; the first layer's input
+projection precomputed as a `[vocab, 3 * units]` table); a bare cell + argmax loop; and the
+floor. It also counts the graph nodes each step runs in the exported loop and summarises a
+profiler trace of one graph-mode `generate` call per op type and per part of the step.
 
-Usage (from /work/main, ~6-8 minutes on 2 cores with --diagnose):
+Usage (from /work/main; about 2.5 minutes, or 6 with --diagnose, on an idle 2-core machine,
+and up to twice that when other work shares the cores):
 
     PYTHONPATH=. /work/venv/bin/python benchmarks/decode_speed.py --diagnose --write_notes
 
@@ -77,6 +82,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kerasgen.decoding import SamplingStrategy, choose_tokens, decode  # noqa: E402
+from kerasgen.decoding import sampling as kg_sampling  # noqa: E402
 from kerasgen.models.text_generator import TextGenerator  # noqa: E402
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service  # noqa: E402
 from kerasgen.tokenizers import learn_tokenizer  # noqa: E402
@@ -164,14 +170,14 @@ class TutorialOneStep(tf.Module):
         logits = logits / self.temperature + self.prediction_mask
         return tf.squeeze(tf.random.categorical(logits, num_samples=1), axis=-1), states
 
-    @tf.function
+    @tf.function(autograph=False)
     def generate_one_step(self, inputs, states):
         """Strings in, strings out, as in the tutorial."""
         input_ids = tf.cast(self.tokenizer.tokenize(inputs).to_tensor(), tf.int32)
         predicted_ids, states = self._sample(input_ids[:, -1], states)
         return self.tokenizer.detokenize(predicted_ids[:, tf.newaxis]), states
 
-    @tf.function
+    @tf.function(autograph=False)
     def generate_one_id(self, ids, states):
         """Ids in, ids out: the same step without the two string conversions."""
         predicted_ids, states = self._sample(ids, states)
@@ -211,7 +217,7 @@ def make_matmul_floor(model, new_tokens, jit_compile):
     projection = model.projection.kernel
     units, embedding_dim = model.rnn_units, model.embedding_dim
 
-    @tf.function(jit_compile=jit_compile)
+    @tf.function(jit_compile=jit_compile, autograph=False)
     def floor(h):
         def body(i, h, acc):
             x = h[:, :embedding_dim]  # stands in for the embedded token, depends on the last step
@@ -257,10 +263,11 @@ def measure(methods, repeats):
 
 
 def run_benchmark(args, model, tokenizer, export_base):
+    """The main table. Returns (rows, {jit_compile: generate signature}, loaded modules)."""
     n = args.new_tokens
     print("Exporting (graph and XLA)...", flush=True)
-    _graph_module, graph_generate = export_and_load(model, tokenizer, export_base, "graph", False)
-    _xla_module, xla_generate = export_and_load(model, tokenizer, export_base, "xla", True)
+    graph_module, graph_generate = export_and_load(model, tokenizer, export_base, "graph", False)
+    xla_module, xla_generate = export_and_load(model, tokenizer, export_base, "xla", True)
     one_step = TutorialOneStep(model, tokenizer)
     floors = {True: make_matmul_floor(model, n, True), False: make_matmul_floor(model, n, False)}
 
@@ -293,11 +300,17 @@ def run_benchmark(args, model, tokenizer, export_base):
                 )
             )
     add_ratios(rows)
-    return rows
+    # The loaded modules own the variables: keep them alive with their signatures.
+    exports = {False: graph_generate, True: xla_generate}
+    return rows, exports, (graph_module, xla_module)
 
 
 def add_ratios(rows):
-    """Adds tokens/s, ms per step, speed-up vs the tutorial loop and ratio to the floor."""
+    """Adds tokens/s, ms per step, speed-up vs the tutorial loop and ratios to the floors.
+
+    Every ratio is computed from the medians (the reported figure) and, with a `best_` prefix,
+    from the fastest call of each method (the least disturbed by other work on the machine).
+    """
     by_key = {(row["method"], row["batch"]): row for row in rows}
     for row in rows:
         row["tokens_per_s"] = row["tokens"] / row["median"]
@@ -305,24 +318,40 @@ def add_ratios(rows):
         row["best_ms_per_step"] = 1e3 * row["best"] / row["steps"]
     for row in rows:
         batch = row["batch"]
+        tutorial = by_key.get((TUTORIAL, batch))
         floors = [
             by_key[(name, batch)] for name in (FLOOR_XLA, FLOOR_GRAPH) if (name, batch) in by_key
         ]
-        tutorial = by_key.get((TUTORIAL, batch))
-        row["speedup"] = row["tokens_per_s"] / tutorial["tokens_per_s"] if tutorial else None
-        floor_ms = min(f["ms_per_step"] for f in floors) if floors else None
-        row["vs_floor"] = row["ms_per_step"] / floor_ms if floor_ms else None
         xla_floor = by_key.get((FLOOR_XLA, batch))
-        row["vs_xla_floor"] = row["ms_per_step"] / xla_floor["ms_per_step"] if xla_floor else None
+        for prefix, key in (("", "ms_per_step"), ("best_", "best_ms_per_step")):
+            per_token = row[key] / row["tokens"]  # tokens per call can differ between methods
+            row[prefix + "speedup"] = (
+                tutorial[key] / tutorial["tokens"] / per_token if tutorial else None
+            )
+            floor = min((f[key] / f["tokens"] for f in floors), default=None)
+            row[prefix + "vs_floor"] = per_token / floor if floor else None
+            row[prefix + "vs_xla_floor"] = (
+                per_token / (xla_floor[key] / xla_floor["tokens"]) if xla_floor else None
+            )
 
 
 # ----------------------------------------------------------------------------------------------
 # Targets and tables.
 
 
+STATUS = {True: "MET", False: "NOT MET", None: "INFO"}
+
+
 def check_targets(rows):
-    """The issue's targets as (description, measured, met) triples; skipped batches omitted."""
+    """The issue's targets as (description, measured, met) triples; skipped batches omitted.
+
+    The verdict uses the medians; the best-call ratio is shown beside it as a noise gauge.
+    """
     by_key = {(row["method"], row["batch"]): row for row in rows}
+
+    def measured(row, key):
+        return f"{row[key]:.2f}x (best calls: {row['best_' + key]:.2f}x)"
+
     targets = []
     for method, needed in ((EXPORT_XLA, 5.0), (EXPORT_GRAPH, 3.0)):
         row = by_key.get((method, 1))
@@ -330,32 +359,36 @@ def check_targets(rows):
             targets.append(
                 (
                     f"batch 1: {method} >= {needed:g}x the tutorial loop",
-                    f"{row['speedup']:.2f}x",
+                    measured(row, "speedup"),
                     row["speedup"] >= needed,
                 )
             )
-    tutorial, floor_rows = (
-        by_key.get((TUTORIAL, 1)),
-        [by_key.get((name, 1)) for name in (FLOOR_XLA, FLOOR_GRAPH)],
-    )
-    if tutorial and all(floor_rows):
-        # No decoder can beat the floor, so this bounds every speed-up at batch 1.
-        ceiling = max(row["speedup"] for row in floor_rows)
+    floor_rows = [by_key.get((name, 1)) for name in (FLOOR_XLA, FLOOR_GRAPH)]
+    if all(floor_rows) and floor_rows[0]["speedup"] is not None:
+        # No decoder beats the floor, so the floor's speed-up bounds every speed-up at batch 1.
+        fastest = max(floor_rows, key=lambda row: row["speedup"])
         targets.append(
             (
-                "batch 1: ceiling (tutorial loop / faster matmul floor) >= 5x",
-                f"{ceiling:.2f}x",
-                ceiling >= 5.0,
+                "batch 1: bound for any decoder: the faster floor's speed-up over the tutorial",
+                measured(fastest, "speedup"),
+                None,
             )
         )
     for method in (EXPORT_XLA, EXPORT_GRAPH):
         row = by_key.get((method, 64))
+        if row and row["vs_xla_floor"] is not None:
+            targets.append(
+                (
+                    f"batch 64: {method} within 1.2x of the XLA matmul floor (the issue's floor)",
+                    measured(row, "vs_xla_floor"),
+                    row["vs_xla_floor"] <= 1.2,
+                )
+            )
         if row and row["vs_floor"] is not None:
             targets.append(
                 (
-                    f"batch 64: {method} within 1.2x of the matmul floor per token",
-                    f"{row['vs_floor']:.2f}x the faster floor, "
-                    f"{row['vs_xla_floor']:.2f}x the XLA floor",
+                    f"batch 64: {method} within 1.2x of the faster matmul floor (stricter)",
+                    measured(row, "vs_floor"),
                     row["vs_floor"] <= 1.2,
                 )
             )
@@ -393,9 +426,10 @@ def table_cells(rows):
 
 
 def text_table(header, cells):
-    widths = [max(len(str(c)) for c in column) for column in zip(header, *cells)]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *cells, strict=True)]
     line = lambda values: "  ".join(
-        str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(values, widths))
+        str(v).rjust(w) if i else str(v).ljust(w)
+        for i, (v, w) in enumerate(zip(values, widths, strict=True))
     )
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(c) for c in cells])
 
@@ -407,40 +441,24 @@ def markdown_table(header, cells):
 
 # ----------------------------------------------------------------------------------------------
 # Diagnosis: where the export's decode loop spends its time beyond the floor.
+#
+# The ablations below copy `SamplingStrategy.step` with one part switched off; they measure cost,
+# they are not correct decoders. The two "what-if" variants are candidate optimisations, checked
+# to give exactly the tokens of the current decoder before they are timed.
 
 
-class _NoLogProbStrategy(SamplingStrategy):
-    """Ablation: the sampling step without the per-step log_softmax and gather (log_prob = 0)."""
-
-    def step(self, index, logits, loop_state, model_state):
-        return _sampling_step(
-            self, index, logits, loop_state, model_state, log_prob=False, write=True
-        )
-
-
-class _NoWriteStrategy(SamplingStrategy):
-    """Ablation: the sampling step without the `tensor_scatter_nd_update` of the token buffer.
-
-    Not a correct decoder (the next input is the buffer's padding), only a cost measurement.
-    """
-
-    def step(self, index, logits, loop_state, model_state):
-        return _sampling_step(
-            self, index, logits, loop_state, model_state, log_prob=True, write=False
-        )
-
-
-def _sampling_step(strategy, index, logits, loop_state, model_state, *, log_prob, write):
-    """A copy of `SamplingStrategy.step` with parts switchable off (for the ablations)."""
+def _sampling_step(strategy, index, logits, loop_state, *, chosen=None, log_prob=True, write=True):
+    """`SamplingStrategy.step` (as of this benchmark) with parts switchable off."""
     next_index = index + 1
-    chosen = choose_tokens(
-        logits,
-        index,
-        temperature=strategy.temperature,
-        top_k=strategy.top_k,
-        top_p=strategy.top_p,
-        seeds=strategy.seeds,
-    )
+    if chosen is None:
+        chosen = choose_tokens(
+            logits,
+            index,
+            temperature=strategy.temperature,
+            top_k=strategy.top_k,
+            top_p=strategy.top_p,
+            seeds=strategy.seeds,
+        )
     existing = loop_state["tokens"][next_index]
     generating = (next_index >= loop_state["prompt_lengths"]) & ~loop_state["finished"]
     next_ids = tf.where(generating, chosen, existing)
@@ -458,16 +476,104 @@ def _sampling_step(strategy, index, logits, loop_state, model_state, *, log_prob
             tf.nn.log_softmax(tf.cast(logits, tf.float32)), chosen, batch_dims=1
         )
         new_state["log_prob"] = loop_state["log_prob"] + tf.where(generating, token_log_prob, 0.0)
-    return new_state, model_state
+    return new_state
 
 
-def make_decode_variant(model, tokenizer, strategy_class, jit_compile):
-    """kerasgen's `decode` with a given strategy class, as `_sample_loop` builds it."""
+class _NoLogProbStrategy(SamplingStrategy):
+    """Ablation: no per-step log_softmax and gather (log_prob stays 0)."""
+
+    def step(self, index, logits, loop_state, model_state):
+        return _sampling_step(self, index, logits, loop_state, log_prob=False), model_state
+
+
+class _NoWriteStrategy(SamplingStrategy):
+    """Ablation: no `tensor_scatter_nd_update` of the token buffer (next input is padding)."""
+
+    def step(self, index, logits, loop_state, model_state):
+        return _sampling_step(self, index, logits, loop_state, write=False), model_state
+
+
+class _HoistedStrategy(SamplingStrategy):
+    """What-if: the loop-invariant work of `choose_tokens` done once, before the loop.
+
+    `sample` and `filter` are Python bools chosen outside the loop (one `tf.cond` per call
+    instead of two per step); the safe temperature and the per-row hash key are computed once.
+    Same hash, same division, so the same tokens as `choose_tokens`.
+    """
+
+    def __init__(self, *, sample, filter, **kwargs):
+        super().__init__(**kwargs)
+        self.sample, self.filter = sample, filter
+        self.sampling = self.temperature > 0.0
+        self.safe_temperature = tf.where(self.sampling, self.temperature, 1.0)[:, tf.newaxis]
+        seeds = tf.bitcast(self.seeds, tf.uint32)
+        self.row_key = kg_sampling._mix32(seeds ^ tf.constant(0x9E3779B9, tf.uint32))
+
+    def _choose(self, logits, index):
+        logits = tf.cast(logits, tf.float32)
+        greedy = tf.argmax(logits, axis=-1, output_type=tf.int32)
+        if not self.sample:
+            return greedy
+        scaled = logits / self.safe_temperature
+        if self.filter:
+            scaled = kg_sampling.filter_logits(scaled, self.top_k, self.top_p)
+        mix = kg_sampling._mix32
+        step_key = mix(
+            self.row_key ^ (tf.cast(index, tf.uint32) * tf.constant(0x27D4EB2F, tf.uint32))
+        )
+        token = tf.cast(tf.range(tf.shape(logits)[-1]), tf.uint32)[tf.newaxis, :]
+        bits = mix(step_key[:, tf.newaxis] ^ (token * tf.constant(0x165667B1, tf.uint32)))
+        uniform = (tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) + 0.5) / 16777216.0
+        noise = -tf.math.log(-tf.math.log(uniform))
+        sampled = tf.argmax(scaled + noise, axis=-1, output_type=tf.int32)
+        return tf.where(self.sampling, sampled, greedy)
+
+    def step(self, index, logits, loop_state, model_state):
+        chosen = self._choose(logits, index)
+        return _sampling_step(self, index, logits, loop_state, chosen=chosen), model_state
+
+
+def _input_table_step_fn(model):
+    """What-if: `decoding_step` of a 1-layer GRU with `embedding @ kernel + bias` precomputed.
+
+    The first layer's input projection only ever sees `vocab_size` different inputs, so it can
+    be a `[vocab, 3 * units]` table built once per call and gathered per step: the
+    token-dependent matmul leaves the loop.
+    """
+    cell = model.rnn_layers[0].cell
+    units = model.rnn_units
+    table = tf.matmul(model.embedding.embeddings, cell.kernel) + cell.bias[0]
+    recurrent_bias = cell.bias[1]
+
+    def step(token_ids, state, index):
+        del index
+        (h,) = state
+        x_z, x_r, x_h = tf.split(tf.gather(table, token_ids), 3, axis=-1)
+        inner = tf.matmul(h, cell.recurrent_kernel) + recurrent_bias
+        z = tf.sigmoid(x_z + inner[:, :units])
+        r = tf.sigmoid(x_r + inner[:, units : 2 * units])
+        candidate = tf.tanh(x_h + r * inner[:, 2 * units :])
+        h = z * h + (1 - z) * candidate
+        return model.projection(h), (h,)
+
+    return step
+
+
+def make_decode_variant(
+    model,
+    tokenizer,
+    jit_compile,
+    strategy_class=SamplingStrategy,
+    *,
+    hoisted=False,
+    input_table=False,
+):
+    """kerasgen's `decode` as `_sample_loop` builds it, with a strategy or step swapped."""
     config = DecodingConfig()
 
-    @tf.function(jit_compile=jit_compile)
+    @tf.function(jit_compile=jit_compile, autograph=False)
     def run(prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seeds):
-        strategy = strategy_class(
+        kwargs = dict(
             end_id=tokenizer.end_id,
             pad_id=tokenizer.pad_id,
             max_new_tokens=max_new_tokens,
@@ -476,62 +582,73 @@ def make_decode_variant(model, tokenizer, strategy_class, jit_compile):
             top_p=top_p,
             seeds=seeds,
         )
-        state = model.initial_decoding_state(tf.shape(prompt_ids)[0])
-        return decode(model.decoding_step, strategy, state, prompt_ids, prompt_lengths)
+        step_fn = _input_table_step_fn(model) if input_table else model.decoding_step
 
-    def call(batch, new_tokens, temperature=1.0, top_k=0):
+        def loop(strategy):
+            state = model.initial_decoding_state(tf.shape(prompt_ids)[0])
+            return lambda: decode(step_fn, strategy, state, prompt_ids, prompt_lengths)
+
+        if not hoisted:
+            return loop(strategy_class(**kwargs))()
+        sampling = temperature > 0.0
+        needs_filter = tf.reduce_any(sampling & ((top_k > 0) | (top_p < 1.0)))
+        return tf.cond(
+            needs_filter,
+            loop(_HoistedStrategy(sample=True, filter=True, **kwargs)),
+            lambda: tf.cond(
+                tf.reduce_any(sampling),
+                loop(_HoistedStrategy(sample=True, filter=False, **kwargs)),
+                loop(_HoistedStrategy(sample=False, filter=False, **kwargs)),
+            ),
+        )
+
+    def call(batch, new_tokens, temperature=1.0, top_k=0, tokens=False):
         prompt_ids = np.full([batch, config.max_length], tokenizer.pad_id, np.int32)
         prompt_ids[:, 0] = tokenizer.start_id
+        temperatures = np.full([batch], temperature, np.float32)
+        temperatures[1::2] = 0.0 if tokens else temperature  # the check mixes greedy rows in
         result = run(
             tf.constant(prompt_ids),
             tf.ones([batch], tf.int32),
             tf.fill([batch], new_tokens),
-            tf.fill([batch], temperature),
+            tf.constant(temperatures),
             tf.fill([batch], top_k),
             tf.fill([batch], 1.0),
             tf.range(batch, dtype=tf.int32),
         )
+        if tokens:
+            return result["tokens"].numpy()
         return int(np.sum(result["num_tokens"].numpy()))
 
     return call
 
 
-def make_cell_loop(model, new_tokens, jit_compile, sample):
-    """The smallest decoder on this model: cell step, choose a token, feed it back."""
+def make_argmax_loop(model, new_tokens, jit_compile):
+    """The smallest decoder on this model: cell step, argmax, feed the token back."""
 
-    @tf.function(jit_compile=jit_compile)
-    def run(ids, seeds):
-        batch = tf.shape(ids)[0]
-        ones = tf.ones([batch])
-
+    @tf.function(jit_compile=jit_compile, autograph=False)
+    def run(ids):
         def body(i, ids, state):
             logits, state = model.decoding_step(ids, state, i)
-            if sample:
-                ids = choose_tokens(
-                    logits, i, temperature=ones, top_k=tf.zeros_like(ids), top_p=ones, seeds=seeds
-                )
-            else:
-                ids = tf.argmax(logits, axis=-1, output_type=tf.int32)
-            return i + 1, ids, state
+            return i + 1, tf.argmax(logits, axis=-1, output_type=tf.int32), state
 
-        state = model.initial_decoding_state(batch)
+        state = model.initial_decoding_state(tf.shape(ids)[0])
         _, ids, _ = tf.while_loop(lambda i, ids, state: i < new_tokens, body, (0, ids, state))
         return ids
 
-    def call(batch, new_tokens_again):
-        del new_tokens_again
-        run(tf.fill([batch], RESERVED_IDS + 1), tf.range(batch, dtype=tf.int32)).numpy()
+    def call(batch):
+        run(tf.fill([batch], RESERVED_IDS + 1)).numpy()
         return batch * new_tokens
 
     return call
 
 
 def step_op_counts(generate):
-    """Graph-mode ops run per decode step by the exported loop: `{function: node count}`."""
-    roles = [  # (name pattern, role); the tf.cond branches are named after the loop's scope
+    """Graph nodes of the exported loop's functions: `{role [function]: (nodes, consts)}`."""
+    roles = [  # the tf.cond branches are named after the loop's scope
         (re.compile(r"while_body_\d"), "loop body (cell, strategy step)"),
         (re.compile(r"while_cond_\d"), "loop condition"),
-        (re.compile(r"while_cond_true_\d"), "choose_tokens sample() branch (any row sampling)"),
+        (re.compile(r"while_cond_true_\d"), "choose_tokens sample() branch"),
         (re.compile(r"while_cond_false_\d"), "choose_tokens greedy branch"),
         (re.compile(r"while_cond_cond_true_\d"), "filter_logits branch (top-k/top-p on)"),
         (re.compile(r"while_cond_cond_false_\d"), "no-filter branch"),
@@ -547,12 +664,12 @@ def step_op_counts(generate):
 
 
 def trace_summary(generate, batch, new_tokens, logdir):
-    """Profiles one `generate` call; returns (wall ms, {part: us per step}, {op type: us/step}).
+    """Profiles one `generate` call; returns (wall ms, {part: us/step}, {op type: us/step}).
 
-    Kernel events of the TensorFlow executor (host threads) are grouped by op type and by the
-    part of the step their name belongs to. Times are summed over threads (two ops running at
-    once both count), and cheap ops that the executor runs inline are not traced, so the sums
-    neither add up to the wall time nor list every op.
+    Kernel events of the TensorFlow executor (host threads) inside the loop body are grouped by
+    op type and by the part of the step their name belongs to. Times are summed over threads
+    (ops running at once, or waiting for a core, all count), and cheap ops that the executor runs
+    inline are not traced, so the sums neither add up to the wall time nor list every op.
     """
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
@@ -565,9 +682,8 @@ def trace_summary(generate, batch, new_tokens, logdir):
     wall_ms = 1e3 * (time.perf_counter() - start)
     tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
-    with open(
-        sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1], "rb"
-    ) as f:
+    paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+    with open(sorted(paths)[-1], "rb") as f:
         space.ParseFromString(f.read())
     by_op, by_part = collections.Counter(), collections.Counter()
     for plane in space.planes:
@@ -588,96 +704,113 @@ def trace_summary(generate, batch, new_tokens, logdir):
                 elif "embedding" in scope:
                     part = "embedding"
                 elif "/while/cond" in scope:
-                    part = "sampling branch (gumbel noise, temperature)"
+                    part = "choose_tokens branches (gumbel noise, temperature)"
                 else:
-                    part = "strategy (log_softmax, write, bookkeeping)"
+                    part = "strategy step (log_softmax, write, bookkeeping)"
                 by_part[part] += us
     return wall_ms, by_part, by_op
 
 
-def run_diagnosis(args, model, tokenizer, export_base, workdir):
-    n = args.new_tokens
-    lines = []
-    repeats = max(3, args.repeats - 2)
+AS_EXPORTED = "decode, T=1 (as exported, in-process)"
+FLOOR = "matmul floor"
+
+
+def diagnosis_variants(model, tokenizer, exports, n):
+    """`{mode: {variant: fn(batch) -> tokens}}` for graph and XLA."""
     variants = {}
     for jit in (False, True):
         mode = "XLA" if jit else "graph"
-        sampling = make_decode_variant(model, tokenizer, SamplingStrategy, jit)
-        no_log_prob = make_decode_variant(model, tokenizer, _NoLogProbStrategy, jit)
-        no_write = make_decode_variant(model, tokenizer, _NoWriteStrategy, jit)
-        sample_loop = make_cell_loop(model, n, jit, sample=True)
-        argmax_loop = make_cell_loop(model, n, jit, sample=False)
+        current = make_decode_variant(model, tokenizer, jit)
+        no_log_prob = make_decode_variant(model, tokenizer, jit, _NoLogProbStrategy)
+        no_write = make_decode_variant(model, tokenizer, jit, _NoWriteStrategy)
+        hoisted = make_decode_variant(model, tokenizer, jit, hoisted=True)
+        table = make_decode_variant(model, tokenizer, jit, input_table=True)
+        argmax_loop = make_argmax_loop(model, n, jit)
         floor = make_matmul_floor(model, n, jit)
+        generate = exports[jit]
         variants[mode] = {
-            "decode, sampling T=1 (as exported)": lambda b, f=sampling: f(b, n),
-            "decode, greedy T=0 (no sample cond)": lambda b, f=sampling: f(b, n, temperature=0.0),
-            "decode, T=1 top_k=40 (filter cond on)": lambda b, f=sampling: f(b, n, top_k=40),
-            "decode, T=1 without log_softmax": lambda b, f=no_log_prob: f(b, n),
-            "decode, T=1 without buffer write": lambda b, f=no_write: f(b, n),
-            "cell + choose_tokens loop (no strategy)": lambda b, f=sample_loop: f(b, n),
-            "cell + argmax loop": lambda b, f=argmax_loop: f(b, n),
-            "matmul floor": lambda b, f=floor: floor_call(f, b, n),
+            "export: generate signature": lambda b, g=generate: int(
+                np.sum(g(**generate_inputs(b, n))["num_tokens"].numpy())
+            ),
+            AS_EXPORTED: lambda b, f=current: f(b, n),
+            "decode, greedy T=0 (no sample branch)": lambda b, f=current: f(b, n, 0.0),
+            "decode, T=1 top_k=40 (filter branch on)": lambda b, f=current: f(b, n, top_k=40),
+            "ablation: no log_softmax/gather": lambda b, f=no_log_prob: f(b, n),
+            "ablation: no tensor_scatter_nd_update": lambda b, f=no_write: f(b, n),
+            "what-if: loop invariants hoisted": lambda b, f=hoisted: f(b, n),
+            "what-if: input projection table": lambda b, f=table: f(b, n),
+            "cell + argmax loop": lambda b, f=argmax_loop: f(b),
+            FLOOR: lambda b, f=floor: floor_call(f, b, n),
         }
+        for what_if, f in (("loop invariants hoisted", hoisted), ("input projection table", table)):
+            for temperature, top_k in ((1.0, 0), (1.0, 40), (0.0, 0)):
+                same = np.array_equal(
+                    f(4, 50, temperature, top_k, tokens=True),
+                    current(4, 50, temperature, top_k, tokens=True),
+                )
+                if not same:
+                    print(
+                        f"  note: what-if '{what_if}' [{mode}] changes the tokens "
+                        f"(T={temperature}, top_k={top_k})"
+                    )
+    return variants
+
+
+def run_diagnosis(args, model, tokenizer, exports, workdir):
+    n = args.new_tokens
+    variants = diagnosis_variants(model, tokenizer, exports, n)
     table = []
     for batch in args.diagnose_batch_sizes:
-        print(f"diagnosis, batch {batch}: timing {repeats} rounds...", flush=True)
+        rounds = 2 * args.repeats if batch <= 8 else max(3, args.repeats - 2)
+        print(f"diagnosis, batch {batch}: timing {rounds} rounds...", flush=True)
         methods = {
             f"{name} [{mode}]": (lambda f=f, b=batch: f(b))
             for mode, named in variants.items()
             for name, f in named.items()
         }
-        results = measure(methods, repeats)
+        results = measure(methods, rounds)
         for mode, named in variants.items():
             seconds = {name: results[f"{name} [{mode}]"][1] for name in named}
             ms = {name: 1e3 * statistics.median(s) / n for name, s in seconds.items()}
             best = {name: 1e3 * min(s) / n for name, s in seconds.items()}
-            reference = ms["decode, sampling T=1 (as exported)"]
             for name in named:
                 table.append(
                     [
                         mode,
-                        str(batch),
+                        f"{batch} ({rounds})",
                         name,
                         f"{ms[name]:.3f}",
                         f"{best[name]:.3f}",
-                        f"{ms[name] - ms['matmul floor']:+.3f}",
-                        f"{ms[name] - reference:+.3f}",
+                        f"{ms[name] / ms[FLOOR]:.2f}",
+                        f"{ms[name] - ms[AS_EXPORTED]:+.3f}",
                     ]
                 )
-    lines.append(
-        "Decode-loop variants, in-process (ms per step, median of "
-        f"{repeats}; the kerasgen rows run the real loop over the "
-        f"{DecodingConfig().max_length}-token buffer):"
-    )
-    lines.append(
+    lines = [
+        "Decode-loop variants (ms per step: median and best of the rounds in brackets; "
+        "'x floor' against the same mode's matmul floor; the decode rows run kerasgen's loop "
+        f"over the {DecodingConfig().max_length}-token buffer; the what-ifs give the same "
+        "tokens as the current decoder unless a note says otherwise):",
         text_table(
-            ["mode", "batch", "variant", "ms/step", "best", "- floor", "- as exported"], table
-        )
-    )
-
-    _graph_module, graph_generate = export_and_load(
-        model, tokenizer, export_base, "graph_diagnosis", False
-    )
-    lines.append("")
-    lines.append(
-        "Graph-mode nodes of the exported generate's loop functions (nodes, of which "
-        "Const); a T=1 step without top-k/top-p runs the body, the condition, the "
-        "sample() branch and the no-filter branch:"
-    )
-    for name, (nodes, consts) in sorted(step_op_counts(graph_generate).items()):
+            ["mode", "batch", "variant", "ms/step", "best", "x floor", "- as exported"], table
+        ),
+        "",
+        "Graph nodes of the exported generate's loop functions (nodes, of which Const); a T=1 "
+        "step without top-k/top-p runs the body, the condition, the sample() branch and the "
+        "no-filter branch:",
+    ]
+    for name, (nodes, consts) in sorted(step_op_counts(exports[False]).items()):
         lines.append(f"  {name}: {nodes} ({consts} Const)")
     for batch in args.diagnose_batch_sizes:
         wall_ms, by_part, by_op = trace_summary(
-            graph_generate, batch, n, os.path.join(workdir, f"trace_{batch}")
+            exports[False], batch, n, os.path.join(workdir, f"trace_{batch}")
         )
-        lines.append("")
-        lines.append(
-            f"Profiler trace, exported generate (graph), batch {batch}: "
-            f"{wall_ms / n * 1e3:.0f} us/step wall (traced call); traced kernel time "
-            "per step, summed over threads:"
-        )
-        for part, us in by_part.most_common():
-            lines.append(f"  {us:8.1f} us  {part}")
+        lines += [
+            "",
+            f"Profiler trace of one exported generate call (graph), batch {batch}: "
+            f"{wall_ms / n * 1e3:.0f} us/step wall; traced kernel time per step, summed over "
+            "threads:",
+        ]
+        lines += [f"  {us:8.1f} us  {part}" for part, us in by_part.most_common()]
         lines.append(
             "  by op type: " + ", ".join(f"{op} {us:.1f}" for op, us in by_op.most_common(10))
         )
@@ -698,11 +831,15 @@ def machine_description():
                     break
     except OSError:
         pass
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return (
         f"nproc {len(os.sched_getaffinity(0))}, {model_name}, TensorFlow {tf.__version__}, "
-        f"Keras {keras.__version__}, load average {load}"
+        f"Keras {keras.__version__}, load average at the start {load_average()}"
     )
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages: other work on the machine skews every timing."""
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def notes_section(args, rows, targets, machine, diagnosis):
@@ -726,10 +863,7 @@ def notes_section(args, rows, targets, machine, diagnosis):
         "Targets:",
         "",
     ]
-    parts += [
-        f"- {'MET' if met else 'NOT MET'}: {text} (measured {value})"
-        for text, value, met in targets
-    ]
+    parts += [f"- {STATUS[met]}: {text} (measured {value})" for text, value, met in targets]
     if diagnosis:
         parts += ["", "```", diagnosis, "```"]
     parts.append(NOTES_END)
@@ -744,7 +878,8 @@ def write_notes(path, section):
             text = f.read()
     begin, end = text.find(NOTES_BEGIN), text.find(NOTES_END)
     if begin != -1 and end > begin:
-        text = text[:begin] + section + text[end + len(NOTES_END) :].lstrip("\n")
+        rest = text[end + len(NOTES_END) :]
+        text = text[:begin] + section + (rest[1:] if rest.startswith("\n") else rest)
     else:
         text = (
             text
@@ -793,10 +928,9 @@ def main(argv=None):
     try:
         model, tokenizer = build_model_and_tokenizer(workdir, args.seed)
         export_base = os.path.join(workdir, "exports")
-        rows = run_benchmark(args, model, tokenizer, export_base)
-        diagnosis = (
-            run_diagnosis(args, model, tokenizer, export_base, workdir) if args.diagnose else ""
-        )
+        rows, exports, _modules = run_benchmark(args, model, tokenizer, export_base)
+        diagnosis = run_diagnosis(args, model, tokenizer, exports, workdir) if args.diagnose else ""
+        machine += f" (load average at the end {load_average()})"
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     targets = check_targets(rows)
@@ -809,7 +943,7 @@ def main(argv=None):
     print(text_table(TABLE_HEADER, table_cells(rows)))
     print()
     for text, value, met in targets:
-        print(f"{'MET    ' if met else 'NOT MET'}  {text}: {value}")
+        print(f"{STATUS[met]:7s}  {text}: {value}")
     if diagnosis:
         print()
         print(diagnosis)

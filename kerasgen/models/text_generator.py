@@ -126,6 +126,40 @@ class TextGenerator(keras.Model):
             new_state.extend(states)
         return self.projection(x), tuple(new_state)
 
+    def decoding_step_fn(self):
+        """`decoding_step` with the first layer's input projection turned into a lookup table.
+
+        Call it inside the traced decode function, before the loop: `embedding(id) @ kernel +
+        input bias` is computed once per call for every id (`[vocab, gates * units]`), and each
+        step gathers one row instead of running the embedding lookup and the input matmul. That
+        matmul waits on the token just sampled, so removing it shortens every step's critical
+        path (benchmarks/decode_speed.py measures the gain). The results equal `decoding_step`.
+
+        Returns:
+            A step function with the signature of `decoding_step`.
+        """
+        first = self.rnn_layers[0].cell
+        if not first.use_bias or (self.rnn_type == "gru" and not first.reset_after):
+            return self.decoding_step
+        input_bias = first.bias[0] if self.rnn_type == "gru" else first.bias
+        table = tf.matmul(self.embedding.embeddings, first.kernel) + input_bias
+        first_layer_step = {
+            "lstm": _lstm_step,
+            "gru": _gru_step,
+            "simple_rnn": _simple_rnn_step,
+        }[self.rnn_type]
+
+        def step(token_ids, state, index):
+            del index
+            per_layer = self._split_state(state)
+            x, new_state = first_layer_step(first, tf.gather(table, token_ids), per_layer[0])
+            for layer, layer_state in zip(self.rnn_layers[1:], per_layer[1:], strict=True):
+                x, states = layer.cell(x, list(layer_state), training=False)
+                new_state.extend(states)
+            return self.projection(x), tuple(new_state)
+
+        return step
+
     def _split_state(self, state):
         """Flat state tuple → one list per layer (or `None` per layer when state is None)."""
         if state is None:
@@ -154,3 +188,37 @@ class TextGenerator(keras.Model):
             dropout=self.dropout,
         )
         return config
+
+
+# One step of each Keras cell given its input projection `x @ kernel + input bias` (`[batch,
+# gates * units]`), written out as in keras.layers.LSTMCell / GRUCell (reset_after=True) /
+# SimpleRNNCell. Each returns (output, new states as a list).
+
+
+def _lstm_step(cell, projected_input, state):
+    h, c = state
+    z = projected_input + tf.matmul(h, cell.recurrent_kernel)
+    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
+    i = cell.recurrent_activation(z_i)
+    f = cell.recurrent_activation(z_f)
+    c = f * c + i * cell.activation(z_c)
+    h = cell.recurrent_activation(z_o) * cell.activation(c)
+    return h, [h, c]
+
+
+def _gru_step(cell, projected_input, state):
+    (h,) = state
+    x_z, x_r, x_h = tf.split(projected_input, 3, axis=-1)
+    inner = tf.matmul(h, cell.recurrent_kernel) + cell.bias[1]
+    inner_z, inner_r, inner_h = tf.split(inner, 3, axis=-1)
+    z = cell.recurrent_activation(x_z + inner_z)
+    r = cell.recurrent_activation(x_r + inner_r)
+    candidate = cell.activation(x_h + r * inner_h)
+    h = z * h + (1 - z) * candidate
+    return h, [h]
+
+
+def _simple_rnn_step(cell, projected_input, state):
+    (h,) = state
+    h = cell.activation(projected_input + tf.matmul(h, cell.recurrent_kernel))
+    return h, [h]

@@ -102,7 +102,7 @@ class LanguageModelService:
             seeds=seeds,
         )
         initial_state = self.model.initial_decoding_state(tf.shape(prompt_ids)[0])
-        return decode(self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths)
+        return decode(self._step_fn(), strategy, initial_state, prompt_ids, prompt_lengths)
 
     def _beam_loop_impl(self, prompt_ids, prompt_lengths, max_new_tokens, length_penalty):
         strategy = BeamSearchStrategy(
@@ -113,7 +113,14 @@ class LanguageModelService:
             alpha=length_penalty,
         )
         initial_state = self.model.initial_decoding_state(tf.shape(prompt_ids)[0])
-        return decode(self.model.decoding_step, strategy, initial_state, prompt_ids, prompt_lengths)
+        return decode(self._step_fn(), strategy, initial_state, prompt_ids, prompt_lengths)
+
+    def _step_fn(self):
+        """The model's step function; a model may offer `decoding_step_fn()` to precompute, once
+        per call and outside the loop, work its steps share (see TextGenerator)."""
+        if hasattr(self.model, "decoding_step_fn"):
+            return self.model.decoding_step_fn()
+        return self.model.decoding_step
 
     # Signature bodies.
 
@@ -160,7 +167,9 @@ class LanguageModelService:
         ] + [
             tf.debugging.assert_non_negative(max_new_tokens, message="max_new_tokens must be >= 0"),
             tf.debugging.assert_less_equal(
-                max_new_tokens, cap, message=f"max_new_tokens must be <= {cap}, the cap of this export"
+                max_new_tokens,
+                cap,
+                message=f"max_new_tokens must be <= {cap}, the cap of this export",
             ),
             tf.debugging.assert_non_negative(temperature, message="temperature must be >= 0"),
             tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 means off)"),

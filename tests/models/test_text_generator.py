@@ -54,3 +54,21 @@ def test_every_preset_builds():
     for name in preset_names():
         model = build_model(name, 9)
         assert model(tf.zeros([1, 3], tf.int32)).shape == (1, 3, 9)
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "simple_rnn"])
+def test_decoding_step_fn_with_the_input_table_equals_decoding_step(rnn_type):
+    model = TextGenerator(
+        vocab_size=13, embedding_dim=4, rnn_type=rnn_type, rnn_units=6, num_layers=2
+    )
+    model(tf.zeros([1, 1], tf.int32))
+    fast_step = model.decoding_step_fn()
+    assert fast_step != model.decoding_step
+    tokens = tf.constant(np.random.default_rng(2).integers(0, 13, [3, 6]), tf.int32)
+    state = fast_state = model.initial_decoding_state(3)
+    for index in range(6):
+        logits, state = model.decoding_step(tokens[:, index], state, index)
+        fast_logits, fast_state = fast_step(tokens[:, index], fast_state, index)
+        np.testing.assert_allclose(fast_logits.numpy(), logits.numpy(), atol=1e-5)
+    for fast, slow in zip(fast_state, state, strict=True):
+        np.testing.assert_allclose(fast.numpy(), slow.numpy(), atol=1e-5)
