@@ -15,7 +15,6 @@ import shutil
 import tempfile
 
 import keras
-import numpy as np
 
 from kerasgen.errors import UserInputError
 from kerasgen.serving.warmup import write_warmup_requests
@@ -66,33 +65,13 @@ def write_models_config(export_base):
     return path
 
 
-def warmup_inputs(signatures, num_beams_default=0.6):
-    """One small request per signature, used for the warmup file and for tests."""
-    prompts = np.array([b"", b"Hello"], dtype=object)
-    requests = {
-        "serving_default": {"prompt": prompts},
-        "generate": {
-            "prompt": prompts,
-            "max_new_tokens": np.array([4, 4], np.int32),
-            "temperature": np.array([0.0, 1.0], np.float32),
-            "top_k": np.array([0, 5], np.int32),
-            "top_p": np.array([1.0, 0.9], np.float32),
-            "seed": np.array([0, 1], np.int32),
-        },
-        "beam_search": {
-            "prompt": prompts,
-            "length_penalty": np.array([num_beams_default] * 2, np.float32),
-        },
-        "score": {"text": prompts},
-    }
-    return {name: inputs for name, inputs in requests.items() if name in signatures}
-
-
 def export_service(service, export_base, model_name, *, version=None, metadata=None):
     """Exports a service's signatures as a new version of `model_name`.
 
     Args:
-        service: a `LanguageModelService` (its `signatures()`, `model`, `tokenizer`, `config`).
+        service: a `LanguageModelService` or `TranslationService`: its `signatures()`,
+            `tracked_resources()` (the model and its tokenizers), `warmup_inputs()`, `model`,
+            `config` and `jit_compile`.
         export_base: the folder TensorFlow Serving reads (one subfolder per model).
         model_name: the model's folder and serving name.
         version: integer version; default one above the highest present.
@@ -118,8 +97,8 @@ def export_service(service, export_base, model_name, *, version=None, metadata=N
         service.model.disable_cudnn()
 
     archive = keras.export.ExportArchive()
-    archive.track(service.model)
-    archive.track(service.tokenizer)
+    for resource in service.tracked_resources():  # the model and every tokenizer
+        archive.track(resource)
     signatures = service.signatures()
     for name, function in signatures.items():
         archive.add_endpoint(name, function)
@@ -127,7 +106,7 @@ def export_service(service, export_base, model_name, *, version=None, metadata=N
     staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
     try:
         archive.write_out(staging, verbose=False)
-        write_warmup_requests(staging, model_name, warmup_inputs(signatures))
+        write_warmup_requests(staging, model_name, service.warmup_inputs())
         record = {
             "model_name": model_name,
             "version": int(version),

@@ -8,6 +8,7 @@ an export needs nothing of kerasgen to run. The same functions serve in-process 
 (training samples, tests), so what a user sees during training is what the export returns.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from kerasgen.decoding import (
@@ -17,6 +18,29 @@ from kerasgen.decoding import (
     generated_tokens,
     prepare_prompts,
 )
+
+
+def language_model_warmup_inputs(signature_names):
+    """One small request per language-model signature in `signature_names`: the warmup file's
+    records, also used by the tests."""
+    prompts = np.array([b"", b"Hello"], dtype=object)
+    requests = {
+        "serving_default": {"prompt": prompts},
+        "generate": {
+            "prompt": prompts,
+            "max_new_tokens": np.array([4, 4], np.int32),
+            "temperature": np.array([0.0, 1.0], np.float32),
+            "top_k": np.array([0, 5], np.int32),
+            "top_p": np.array([1.0, 0.9], np.float32),
+            "seed": np.array([0, 1], np.int32),
+        },
+        "beam_search": {
+            "prompt": prompts,
+            "length_penalty": np.array([0.6, 0.0], np.float32),
+        },
+        "score": {"text": prompts},
+    }
+    return {name: inputs for name, inputs in requests.items() if name in signature_names}
 
 
 def _batch_vector(dtype):
@@ -86,6 +110,14 @@ class LanguageModelService:
             "beam_search": self.beam_search,
             "score": self.score,
         }
+
+    def tracked_resources(self):
+        """What the export must carry besides the signatures: the model and the tokenizer."""
+        return [self.model, self.tokenizer]
+
+    def warmup_inputs(self):
+        """One small request per signature, for TensorFlow Serving's warmup file."""
+        return language_model_warmup_inputs(self.signatures())
 
     # The decode loops: dense tensors in and out, so they compile with XLA.
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tiny_export import DECODING
 
-from kerasgen.serving.exporter import warmup_inputs
+from kerasgen.serving.language_model_service import language_model_warmup_inputs
 from kerasgen.serving.warmup import predict_request, read_warmup_requests
 
 PROMPTS = [
@@ -93,7 +93,7 @@ def _session_run(path, signature_name, inputs):
 def test_every_signature_runs_in_the_tf1_session_loader(exported, signature_name):
     """TensorFlow Serving's loader: a Keras model without tracked variables fails here."""
     _, path = exported
-    inputs = _typed(warmup_inputs([signature_name])[signature_name])
+    inputs = _typed(language_model_warmup_inputs([signature_name])[signature_name])
     outputs = _session_run(path, signature_name, inputs)
     batch = len(next(iter(inputs.values())))
     for value in outputs.values():
