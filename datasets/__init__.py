@@ -7,3 +7,8 @@ Importing this package registers every dataset below with TFDS, after which
 from .kerasgen_dialogue import KerasgenDialogue
 
 __all__ = ["KerasgenDialogue"]
+
+from .kerasgen_dates import KerasgenDates  # noqa: E402
+from .kerasgen_reversal import KerasgenReversal  # noqa: E402
+
+__all__ += ["KerasgenDates", "KerasgenReversal"]

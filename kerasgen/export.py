@@ -56,7 +56,9 @@ def _export():
         temperature=FLAGS.temperature,
         num_beams=FLAGS.num_beams,
     )
-    service = LanguageModelService(model, tokenizer, decoding, jit_compile=FLAGS.xla)
+    service = LanguageModelService(
+        model, tokenizer, decoding.fitted_to(model), jit_compile=FLAGS.xla
+    )
     path = export_service(
         service,
         FLAGS.export_dir,

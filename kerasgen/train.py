@@ -14,7 +14,7 @@ quiet_tensorflow_logs()
 
 from absl import app, flags, logging  # noqa: E402
 
-from kerasgen.models.presets import preset_names  # noqa: E402
+from kerasgen.models.presets import preset_names, training_recipe  # noqa: E402
 from kerasgen.serving import DecodingConfig  # noqa: E402
 from kerasgen.tokenizers import TOKENIZER_LEVELS  # noqa: E402
 from kerasgen.training import TrainConfig, train_and_evaluate  # noqa: E402
@@ -23,8 +23,24 @@ _DEFAULTS = TrainConfig()
 
 flags.DEFINE_enum("model", _DEFAULTS.model, preset_names(), "Model preset to train.")
 flags.DEFINE_enum("tokenizer", _DEFAULTS.tokenizer, list(TOKENIZER_LEVELS), "Token level.")
+flags.DEFINE_enum(
+    "source_tokenizer",
+    None,
+    list(TOKENIZER_LEVELS),
+    "Encoder-decoders: the source's token level (default: --tokenizer).",
+)
+flags.DEFINE_enum(
+    "target_tokenizer",
+    None,
+    list(TOKENIZER_LEVELS),
+    "Encoder-decoders: the target's token level (default: --tokenizer).",
+)
 flags.DEFINE_integer("max_vocab_size", None, "Vocabulary cap for word and subword tokenizers.")
-flags.DEFINE_string("data_path", None, "A local UTF-8 text file to train on.")
+flags.DEFINE_string(
+    "data_path",
+    None,
+    "A local UTF-8 text file to train on (encoder-decoders: source<TAB>target lines).",
+)
 flags.DEFINE_string(
     "dataset",
     None,
@@ -81,6 +97,45 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 
+flags.DEFINE_enum(
+    "optimizer", _DEFAULTS.optimizer, ["adam", "adamw"], "adamw decays matrices only."
+)
+flags.DEFINE_float("weight_decay", _DEFAULTS.weight_decay, "AdamW weight decay.", lower_bound=0.0)
+flags.DEFINE_float("beta_2", _DEFAULTS.beta_2, "Adam's second-moment decay.", lower_bound=0.0)
+flags.DEFINE_enum(
+    "schedule",
+    _DEFAULTS.schedule,
+    ["constant", "cosine"],
+    "Learning rate: constant, or linear warmup then cosine decay to a tenth.",
+)
+flags.DEFINE_integer(
+    "warmup_steps", _DEFAULTS.warmup_steps, "Linear warmup steps.", lower_bound=0
+)
+flags.DEFINE_enum(
+    "mixed_precision",
+    None,
+    ["mixed_bfloat16", "mixed_float16"],
+    "Mixed precision: mixed_bfloat16 (CPU, TPU) or mixed_float16 with loss scaling (GPU).",
+)
+flags.DEFINE_enum(
+    "jit_compile", "auto", ["auto", "true", "false"], "XLA-compile the train step."
+)
+flags.DEFINE_integer(
+    "steps_per_execution",
+    _DEFAULTS.steps_per_execution,
+    "Train steps per call into the compiled function.",
+    lower_bound=1,
+)
+flags.DEFINE_float(
+    "time_budget_seconds", None, "Stop training after this much wall time.", lower_bound=0.0
+)
+flags.DEFINE_string(
+    "init_from",
+    None,
+    "Start from pretrained weights: a work folder, its model.keras or a checkpoint, or an "
+    "export; the run uses the pretrained tokenizer.",
+)
+
 FLAGS = flags.FLAGS
 
 
@@ -88,9 +143,10 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     logging.set_verbosity(logging.WARNING)  # TensorFlow Datasets logs every file it reads
-    config = TrainConfig(
-        model=FLAGS.model,
+    values = dict(
         tokenizer=FLAGS.tokenizer,
+        source_tokenizer=FLAGS.source_tokenizer,
+        target_tokenizer=FLAGS.target_tokenizer,
         max_vocab_size=FLAGS.max_vocab_size,
         data_path=FLAGS.data_path,
         dataset=FLAGS.dataset,
@@ -106,6 +162,22 @@ def main(argv):
         export=FLAGS.export,
         num_samples=FLAGS.num_samples,
         verbose=FLAGS.verbose if FLAGS.verbose == "auto" else int(FLAGS.verbose),
+        optimizer=FLAGS.optimizer,
+        weight_decay=FLAGS.weight_decay,
+        beta_2=FLAGS.beta_2,
+        schedule=FLAGS.schedule,
+        warmup_steps=FLAGS.warmup_steps,
+        mixed_precision=FLAGS.mixed_precision,
+        jit_compile={"auto": "auto", "true": True, "false": False}[FLAGS.jit_compile],
+        steps_per_execution=FLAGS.steps_per_execution,
+        time_budget_seconds=FLAGS.time_budget_seconds,
+        init_from=FLAGS.init_from,
+    )
+    # The preset's training recipe stands in for the defaults of the flags not given.
+    recipe = training_recipe(FLAGS.model)
+    config = TrainConfig.for_model(
+        FLAGS.model,
+        **{k: v for k, v in values.items() if k not in recipe or FLAGS[k].present},
     )
     decoding = DecodingConfig(
         max_new_tokens=FLAGS.max_new_tokens,
@@ -113,6 +185,9 @@ def main(argv):
         temperature=FLAGS.temperature,
         num_beams=FLAGS.num_beams,
     )
+    # Without decoding flags, each model family uses its own defaults (translation: greedy).
+    if not any(FLAGS[name].present for name in ("max_new_tokens", "temperature", "num_beams")):
+        decoding = None
     run_reporting_user_errors(
         "kerasgen.train", lambda: train_and_evaluate(config, FLAGS.workdir, decoding=decoding)
     )

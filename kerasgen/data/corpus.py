@@ -96,7 +96,7 @@ def split_paragraphs(text: str) -> list[str]:
 
 
 def _load_text_file(path: str, validation_fraction: float) -> Corpus:
-    text = _read_text_file(path)
+    text = read_text_file(path)
     # The cut is by characters, not paragraphs, so that a file that is one long paragraph
     # still gives a validation part.
     cut = int(len(text) * (1.0 - validation_fraction))
@@ -111,7 +111,7 @@ def _load_text_file(path: str, validation_fraction: float) -> Corpus:
     return Corpus(name=path, train=train, validation=validation)
 
 
-def _read_text_file(path: str) -> str:
+def read_text_file(path: str) -> str:
     if not os.path.exists(path):
         raise CorpusError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -150,7 +150,7 @@ def _load_tfds(name: str, data_dir: str | None, validation_fraction: float) -> C
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as error:
-        raise CorpusError(_unknown_dataset_message(name)) from error
+        raise CorpusError(unknown_dataset_message(name)) from error
 
     text_feature = _text_feature(name, builder.info.features)
     try:
@@ -214,7 +214,7 @@ def _hold_out(documents: list[str], validation_fraction: float) -> tuple[list[st
     return documents[:-held_out], documents[-held_out:]
 
 
-def _unknown_dataset_message(name: str) -> str:
+def unknown_dataset_message(name: str) -> str:
     known = tfds.list_builders(with_community_datasets=False)
     close = difflib.get_close_matches(name.split("/")[0].split(":")[0], known, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""

@@ -1,6 +1,7 @@
 """Model families of the zoo, and their presets."""
 
+from kerasgen.models.gpt import GPT
 from kerasgen.models.presets import PRESETS, build_model, get_preset, preset_names
 from kerasgen.models.text_generator import TextGenerator
 
-__all__ = ["PRESETS", "TextGenerator", "build_model", "get_preset", "preset_names"]
+__all__ = ["GPT", "PRESETS", "TextGenerator", "build_model", "get_preset", "preset_names"]

@@ -31,6 +31,14 @@ class DecodingConfig:
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be at least 1, got {self.num_beams}.")
 
+    def fitted_to(self, model):
+        """This configuration with the prompt room capped at a windowed model's context length:
+        tokens older than the window never reach such a model (GPT), so keep only the last."""
+        context_length = getattr(model, "context_length", None)
+        if context_length is None or self.max_prompt_tokens <= context_length:
+            return self
+        return dataclasses.replace(self, max_prompt_tokens=context_length)
+
     @property
     def max_length(self):
         """Token buffer length: the prompt room plus the most new tokens."""

@@ -18,6 +18,7 @@ from kerasgen.decoding import (
     generated_tokens,
     prepare_prompts,
 )
+from kerasgen.serving.request_checks import batch_vector, check_same_batch, generation_checks
 
 
 def language_model_warmup_inputs(signature_names):
@@ -41,19 +42,6 @@ def language_model_warmup_inputs(signature_names):
         "score": {"text": prompts},
     }
     return {name: inputs for name, inputs in requests.items() if name in signature_names}
-
-
-def _batch_vector(dtype):
-    return tf.TensorSpec([None], dtype)
-
-
-def _check_same_batch(name, tensor, batch):
-    """INVALID_ARGUMENT naming `name` when its batch size differs from the prompts'."""
-    return tf.debugging.assert_equal(
-        tf.shape(tensor)[0],
-        batch,
-        message=f"{name} must have one value per prompt (the same batch size as prompt)",
-    )
 
 
 class LanguageModelService:
@@ -83,24 +71,24 @@ class LanguageModelService:
         self._sample_loop = tf.function(self._sample_loop_impl, jit_compile=jit_compile)
         self._beam_loop = tf.function(self._beam_loop_impl, jit_compile=jit_compile)
         self.serving_default = tf.function(
-            self._serving_default, input_signature=[_batch_vector(tf.string)]
+            self._serving_default, input_signature=[batch_vector(tf.string)]
         )
         self.generate = tf.function(
             self._generate,
             input_signature=[
-                _batch_vector(tf.string),
-                _batch_vector(tf.int32),
-                _batch_vector(tf.float32),
-                _batch_vector(tf.int32),
-                _batch_vector(tf.float32),
-                _batch_vector(tf.int32),
+                batch_vector(tf.string),
+                batch_vector(tf.int32),
+                batch_vector(tf.float32),
+                batch_vector(tf.int32),
+                batch_vector(tf.float32),
+                batch_vector(tf.int32),
             ],
         )
         self.beam_search = tf.function(
             self._beam_search,
-            input_signature=[_batch_vector(tf.string), _batch_vector(tf.float32)],
+            input_signature=[batch_vector(tf.string), batch_vector(tf.float32)],
         )
-        self.score = tf.function(self._score, input_signature=[_batch_vector(tf.string)])
+        self.score = tf.function(self._score, input_signature=[batch_vector(tf.string)])
 
     def signatures(self):
         """`{name: tf.function}` of every signature an export carries."""
@@ -186,32 +174,16 @@ class LanguageModelService:
 
     def _generate(self, prompt, max_new_tokens, temperature, top_k, top_p, seed):
         batch = tf.shape(prompt)[0]
-        cap = self.config.max_new_tokens_cap
-        checks = [
-            _check_same_batch(name, tensor, batch)
-            for name, tensor in [
-                ("max_new_tokens", max_new_tokens),
-                ("temperature", temperature),
-                ("top_k", top_k),
-                ("top_p", top_p),
-                ("seed", seed),
-            ]
-        ] + [
-            tf.debugging.assert_non_negative(max_new_tokens, message="max_new_tokens must be >= 0"),
-            tf.debugging.assert_less_equal(
-                max_new_tokens,
-                cap,
-                message=f"max_new_tokens must be <= {cap}, the cap of this export",
-            ),
-            tf.debugging.assert_non_negative(temperature, message="temperature must be >= 0"),
-            tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 means off)"),
-            tf.debugging.assert_greater(
-                top_p, 0.0, message="top_p must be in (0, 1] (1 means off)"
-            ),
-            tf.debugging.assert_less_equal(
-                top_p, 1.0, message="top_p must be in (0, 1] (1 means off)"
-            ),
-        ]
+        checks = generation_checks(
+            batch,
+            self.config.max_new_tokens_cap,
+            batch_input="prompt",
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+        )
         # Everything after the checks depends on them, so a bad request fails with the check's
         # message rather than with whichever shape error an op meets first.
         with tf.control_dependencies(checks):
@@ -230,7 +202,7 @@ class LanguageModelService:
 
     def _beam_search(self, prompt, length_penalty):
         batch = tf.shape(prompt)[0]
-        with tf.control_dependencies([_check_same_batch("length_penalty", length_penalty, batch)]):
+        with tf.control_dependencies([check_same_batch("length_penalty", length_penalty, batch)]):
             prompt_ids, prompt_lengths = self._prompts(prompt)
         result = self._beam_loop(
             prompt_ids,

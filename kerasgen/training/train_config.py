@@ -14,6 +14,9 @@ class TrainConfig:
 
     model: str = "text_generator"  # a preset name of kerasgen.models.presets
     tokenizer: str = "character"  # character, word or subword
+    # Encoder-decoders only: the source and target token levels (None = `tokenizer`).
+    source_tokenizer: str | None = None  # e.g. "word" for sentences, "character" for dates
+    target_tokenizer: str | None = None  # the target's own vocabulary, start/end added
     max_vocab_size: int | None = None  # cap for learned vocabularies; None = the level's default
     data_path: str | None = None  # a local UTF-8 text file instead of the embedded corpus
     dataset: str | None = None  # a TFDS dataset name instead of the embedded corpus
@@ -29,6 +32,26 @@ class TrainConfig:
     export: bool = True  # write a SavedModel at the end
     num_samples: int = 3  # generated samples printed after training
     verbose: int | str = "auto"  # Keras progress bars: "auto", 1 (bar), 2 (a line per epoch), 0
+    # Optimisation and compilation; the defaults are the recurrent models' setup, and presets
+    # may bring their own (kerasgen.models.presets.TRAINING_RECIPES, see `for_model`).
+    optimizer: str = "adam"  # "adam", or "adamw" (weight decay on matrices only)
+    weight_decay: float = 0.0  # AdamW's decoupled weight decay
+    beta_2: float = 0.999  # Adam's second-moment decay
+    schedule: str = "constant"  # "constant", or "cosine": linear warmup then cosine decay
+    warmup_steps: int = 0  # steps of linear learning-rate warmup
+    mixed_precision: str | None = None  # None, "mixed_bfloat16" (CPU, TPU), "mixed_float16" (GPU)
+    jit_compile: bool | str = "auto"  # XLA train step; "auto": Keras decides (off on CPU)
+    steps_per_execution: int = 1  # train steps per call into the compiled function
+    time_budget_seconds: float | None = None  # stop training after this much wall time
+    init_from: str | None = None  # start from a pretrained work folder, checkpoint or export
+
+    @classmethod
+    def for_model(cls, model, **explicit):
+        """The configuration of a run of preset `model`: TrainConfig's defaults, then the
+        preset's training recipe, then `explicit` (the user's choices) over both."""
+        from kerasgen.models.presets import training_recipe
+
+        return cls(**{**training_recipe(model), **explicit, "model": model})
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -24,7 +24,11 @@ from kerasgen.data.corpus import load_corpus
 from kerasgen.data.pipeline import count_tokens, language_model_dataset
 from kerasgen.errors import UserInputError
 from kerasgen.models import build_model, get_preset
+from kerasgen.models.presets import is_translation_model
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
+from kerasgen.training.callbacks import StepTimer, TimeBudget
+from kerasgen.training.init_from import initialize_from, install_tokenizer, load_pretrained
+from kerasgen.training.optimizers import build_optimizer, learning_rate_schedule
 
 
 class WorkdirMismatchError(UserInputError):
@@ -43,6 +47,7 @@ class TrainResult:
     train_seconds: float
     samples: list  # (prompt, generated text) pairs
     export_path: str | None
+    milliseconds_per_step: float | None = None  # steady state, compilation excluded
 
 
 def _check_workdir(workdir, config):
@@ -68,6 +73,19 @@ def _tokenizer_for(corpus, config, workdir):
     return tokenizers.learn_tokenizer(
         config.tokenizer, corpus.train, directory, max_vocab_size=config.max_vocab_size
     )
+
+
+def _built_model(name, vocab_size, mixed_precision=None):
+    """Preset `name` built for `vocab_size` ids, under the `mixed_precision` policy if given
+    (layers take the policy in force when they are created; the global one is restored)."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(mixed_precision or previous)
+    try:
+        model = build_model(name, vocab_size)
+        model(tf.zeros([1, 1], tf.int32))  # build, so weights can be restored or copied
+    finally:
+        keras.config.set_dtype_policy(previous)
+    return model
 
 
 def sample_prompts(corpus, count):
@@ -103,6 +121,10 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         WorkdirMismatchError: `workdir` belongs to another run.
     """
     get_preset(config.model)  # fail on an unknown model before any work
+    if is_translation_model(config.model):  # encoder-decoders train on sentence pairs
+        from kerasgen.training.translation_trainer import train_translation_and_evaluate
+
+        return train_translation_and_evaluate(config, workdir, decoding=decoding, log=log)
     if config.tokenizer not in tokenizers.TOKENIZER_LEVELS:
         raise ValueError(
             f"Unknown tokenizer {config.tokenizer!r}; valid tokenizers: "
@@ -111,11 +133,20 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
     os.makedirs(workdir, exist_ok=True)
     _check_workdir(workdir, config)
     keras.utils.set_random_seed(config.seed)
+    # Read the pretrained source first: a bad --init_from fails before any data work.
+    pretrained = (
+        load_pretrained(config.init_from, build_preset=_built_model) if config.init_from else None
+    )
 
     corpus = load_corpus(
         data_path=config.data_path, dataset=config.dataset, data_dir=config.data_dir
     )
-    tokenizer = _tokenizer_for(corpus, config, workdir)
+    if pretrained is not None:
+        tokenizer = install_tokenizer(
+            pretrained, os.path.join(workdir, "tokenizer"), config.tokenizer
+        )
+    else:
+        tokenizer = _tokenizer_for(corpus, config, workdir)
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
         f.write(config.to_json())
     log(
@@ -148,14 +179,39 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         **dict(pipeline, batch_size=max(1, min(config.batch_size, validation_windows))),
     )
 
-    model = build_model(config.model, tokenizer.vocab_size)
-    model(tf.zeros([1, config.seq_len], tf.int32))  # build, so BackupAndRestore can restore
+    model = _built_model(config.model, tokenizer.vocab_size, config.mixed_precision)
+    context_length = getattr(model, "context_length", None)
+    if context_length is not None and config.seq_len > context_length:
+        raise UserInputError(
+            f"seq_len {config.seq_len} exceeds the context window of --model={config.model} "
+            f"({context_length} tokens); use --seq_len={context_length} or less"
+        )
+    if pretrained is not None:
+        initialize_from(model, pretrained, config.model)
+        log(f"Initialised from the {pretrained.kind} {config.init_from}.")
+    epoch_steps = config.steps_per_epoch or len(train_data)
+    learning_rate = learning_rate_schedule(
+        config.learning_rate,
+        schedule=config.schedule,
+        total_steps=config.epochs * epoch_steps,
+        warmup_steps=config.warmup_steps,
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=config.clipnorm),
+        optimizer=build_optimizer(
+            config.optimizer,
+            learning_rate,
+            model,
+            weight_decay=config.weight_decay,
+            beta_2=config.beta_2,
+            clipnorm=config.clipnorm,
+            loss_scaling=config.mixed_precision == "mixed_float16",
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, ignore_class=tokenizer.pad_id
         ),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=config.jit_compile,
+        steps_per_execution=config.steps_per_execution,
     )
     checkpoints = os.path.join(workdir, "checkpoints")
     callbacks = [
@@ -165,7 +221,10 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         ),
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
         keras.callbacks.TerminateOnNaN(),
+        step_timer := StepTimer(),
     ]
+    if config.time_budget_seconds:
+        callbacks.append(TimeBudget(config.time_budget_seconds))
     started = time.monotonic()
     model.fit(
         train_data,
@@ -177,6 +236,11 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         verbose=config.verbose,
     )
     train_seconds = time.monotonic() - started
+    if step_timer.milliseconds_per_step is not None:
+        log(
+            f"Steady-state step time {step_timer.milliseconds_per_step:.1f} ms "
+            f"({int(model.optimizer.iterations)} steps trained)."
+        )
     model.save(os.path.join(workdir, "model.keras"))
 
     validation_loss = float(model.evaluate(validation_data, verbose=0, return_dict=True)["loss"])
@@ -186,7 +250,8 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         f"({train_seconds:.0f} s of training)."
     )
 
-    service = LanguageModelService(model, tokenizer, decoding or DecodingConfig())
+    decoding = (decoding or DecodingConfig()).fitted_to(model)
+    service = LanguageModelService(model, tokenizer, decoding)
     prompts = sample_prompts(corpus, config.num_samples)
     samples = []
     if prompts:
@@ -226,4 +291,5 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         train_seconds=train_seconds,
         samples=samples,
         export_path=export_path,
+        milliseconds_per_step=step_timer.milliseconds_per_step,
     )

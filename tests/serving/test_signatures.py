@@ -214,7 +214,7 @@ def test_warmup_records_parse_and_replay(exported):
         ({"top_p": [0.0, 1.0, 1.0, 1.0]}, "top_p must be in (0, 1]"),
         ({"top_p": [1.5, 1.0, 1.0, 1.0]}, "top_p must be in (0, 1]"),
         ({"top_k": [-2, 0, 0, 0]}, "top_k must be >= 0"),
-        ({"seed": [1, 2]}, "seed must have one value per prompt"),
+        ({"seed": [1, 2]}, "seed must have one value per row (the batch size of prompt)"),
     ],
 )
 def test_bad_requests_are_invalid_argument_naming_the_input(exported, change, message):

@@ -1,0 +1,182 @@
+"""GPT decoding speed: kerasgen's exported SavedModel against KerasHub's `GPT2CausalLM.generate`.
+
+Both models have the same dimensions (vocabulary 69, 4 layers, 4 heads, width 128, MLP 512,
+context 512) and seeded random weights; both decode greedily, `--new_tokens` (256) new tokens
+per row after a one-token prompt, at batch 1 and 32, in one process, side by side:
+
+- **kerasgen export, graph** / **kerasgen export, XLA**: `LanguageModelService` exported with
+  `export_service` (jit_compile False / True), reloaded with `tf.saved_model.load`, called
+  through `signatures["generate"]` (prompt "", temperature 0). The time includes tokenizing
+  and detokenizing, as a serving request does. So that no row stops early at the end token,
+  the reserved ids (pad, start, end, unknown) can never win: one of the 128 dimensions of the
+  final LayerNorm is held at a constant (gain 0, offset 10) and the reserved ids' embedding
+  rows hold -1000 there. The computation per token is unchanged.
+- **KerasHub**: `keras_hub.models.GPT2CausalLM(backbone=GPT2Backbone(...), preprocessor=None)`
+  compiled with `sampler="greedy"`, `generate({"token_ids", "padding_mask"},
+  stop_token_ids=None)` on token ids (KerasHub's own generate function: XLA-compiled on
+  TensorFlow, key/value cache, prompt prefill).
+
+Each method runs once per batch size to warm up (tracing, compilation), then `--repeats` timed
+rounds; the table reports the median. keras-hub is an optional benchmark dependency
+(`pip install keras-hub`).
+
+Usage (from /work/main): `/work/venv/bin/python benchmarks/gpt_decode_speed.py --write_notes`
+"""
+
+import argparse
+import os
+import re
+import statistics
+import string
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from kerasgen.models import GPT  # noqa: E402
+from kerasgen.serving import DecodingConfig, LanguageModelService, export_service  # noqa: E402
+from kerasgen.tokenizers import learn_tokenizer  # noqa: E402
+
+SIZES = dict(width=128, num_layers=4, num_heads=4, mlp_width=512, context_length=512)
+
+
+def kerasgen_exports(new_tokens, directory):
+    chars = string.ascii_letters + string.digits + " .,;:!?'-\n" + "&$"
+    tokenizer = learn_tokenizer("character", [chars], os.path.join(directory, "tokenizer"))
+    keras.utils.set_random_seed(0)
+    model = GPT(vocab_size=tokenizer.vocab_size, **SIZES)
+    model(tf.zeros([1, 1], tf.int32))
+    gamma, beta = (v.numpy() for v in (model.final_norm.gamma, model.final_norm.beta))
+    gamma[0], beta[0] = 0.0, 10.0
+    model.final_norm.gamma.assign(gamma)
+    model.final_norm.beta.assign(beta)
+    embeddings = model.token_embedding.embeddings.numpy()
+    embeddings[:4, 0] = -1000.0  # pad, start, end, unknown never win
+    model.token_embedding.embeddings.assign(embeddings)
+    config = DecodingConfig(
+        max_prompt_tokens=8, max_new_tokens_cap=new_tokens, max_new_tokens=new_tokens
+    )
+    paths = {}
+    for name, xla in (("kerasgen export, graph", False), ("kerasgen export, XLA", True)):
+        service = LanguageModelService(model, tokenizer, config, jit_compile=xla)
+        paths[name] = export_service(service, os.path.join(directory, "exports"), f"gpt_{xla}")
+    return paths, tokenizer.vocab_size
+
+
+def kerasgen_call(path, new_tokens):
+    generate = tf.saved_model.load(path).signatures["generate"]
+
+    def call(batch):
+        out = generate(
+            prompt=tf.fill([batch], ""),
+            max_new_tokens=tf.fill([batch], new_tokens),
+            temperature=tf.zeros([batch]),
+            top_k=tf.zeros([batch], tf.int32),
+            top_p=tf.ones([batch]),
+            seed=tf.range(batch),
+        )
+        return int(tf.reduce_sum(out["num_tokens"]))
+
+    return call
+
+
+def keras_hub_call(vocab_size, new_tokens):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    backbone = keras_hub.models.GPT2Backbone(
+        vocabulary_size=vocab_size,
+        num_layers=SIZES["num_layers"],
+        num_heads=SIZES["num_heads"],
+        hidden_dim=SIZES["width"],
+        intermediate_dim=SIZES["mlp_width"],
+        max_sequence_length=SIZES["context_length"],
+        dropout=0.0,
+    )
+    causal_lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+    causal_lm.compile(sampler="greedy")
+
+    def call(batch):
+        length = 1 + new_tokens
+        token_ids = np.zeros([batch, length], np.int32)
+        token_ids[:, 0] = 1
+        padding_mask = np.zeros([batch, length], bool)
+        padding_mask[:, 0] = True
+        out = causal_lm.generate(
+            {"token_ids": token_ids, "padding_mask": padding_mask}, stop_token_ids=None
+        )
+        return int(np.sum(out["padding_mask"])) - batch
+
+    return call
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--new_tokens", type=int, default=256)
+    parser.add_argument("--batch_sizes", default="1,32")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--write_notes", action="store_true")
+    parser.add_argument("--notes_path", default="BUILD_NOTES.md")
+    args = parser.parse_args()
+    directory = tempfile.mkdtemp(prefix="gpt-decode-")
+    paths, vocab_size = kerasgen_exports(args.new_tokens, directory)
+    methods = {name: kerasgen_call(path, args.new_tokens) for name, path in paths.items()}
+    try:
+        methods["KerasHub GPT2CausalLM.generate"] = keras_hub_call(vocab_size, args.new_tokens)
+    except ImportError:
+        print("keras-hub is not installed: pip install keras-hub (KerasHub column skipped)")
+    rows = []
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        rates = {}
+        for name, call in methods.items():
+            call(batch)  # warm up: tracing, compilation
+            times, tokens = [], 0
+            for _ in range(args.repeats):
+                started = time.perf_counter()
+                tokens = call(batch)
+                times.append(time.perf_counter() - started)
+            rates[name] = tokens / statistics.median(times)
+        rows.append((batch, rates))
+        print(batch, {k: round(v) for k, v in rates.items()}, flush=True)
+    names = list(methods)
+    lines = [
+        "| batch | "
+        + " | ".join(f"{n} (tokens/s)" for n in names)
+        + " | best kerasgen / KerasHub |",
+        "| --- " * (len(names) + 2) + "|",
+    ]
+    for batch, rates in rows:
+        hub = rates.get("KerasHub GPT2CausalLM.generate")
+        best = max(v for k, v in rates.items() if k.startswith("kerasgen"))
+        ratio = f"{best / hub:.2f}x" if hub else "-"
+        lines.append(
+            f"| {batch} | " + " | ".join(f"{rates[n]:.0f}" for n in names) + f" | {ratio} |"
+        )
+    text = (
+        f"Decoding, {args.new_tokens} new tokens per row, greedy, median of {args.repeats} "
+        f"(load average {os.getloadavg()[0]:.1f}); `python benchmarks/gpt_decode_speed.py`:\n\n"
+        + "\n".join(lines)
+    )
+    print(text)
+    if args.write_notes:
+        begin, end = "<!-- gpt_decode_speed:begin -->", "<!-- gpt_decode_speed:end -->"
+        with open(args.notes_path, encoding="utf-8") as f:
+            notes = f.read()
+        block = f"{begin}\n{text}\n{end}"
+        if begin in notes:
+            notes = re.sub(
+                re.escape(begin) + ".*?" + re.escape(end), lambda _: block, notes, flags=re.S
+            )
+        else:
+            end_of_training = "<!-- gpt_benchmark:end -->"
+            notes = notes.replace(end_of_training, end_of_training + "\n\n" + block)
+        with open(args.notes_path, "w", encoding="utf-8") as f:
+            f.write(notes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Command line: translation quality of an export, greedy and beam, as a table.
+
+    python -m kerasgen.evaluate --export_dir=exports/seq2seq_attention/1
+    python -m kerasgen.evaluate --export_dir=exports/seq2seq_attention --dataset=kerasgen_dates \
+        --split=test --plot_attention=attention.png
+    python -m kerasgen.evaluate --export_dir=exports/seq2seq/1 --data_path=pairs.tsv
+
+Thin by design: `kerasgen.evaluation.evaluate_export` does the work (the tests call it too).
+`--export_dir` is a version folder, or a model folder (its latest version is used).
+"""
+
+from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
+
+quiet_tensorflow_logs()
+
+from absl import app, flags, logging  # noqa: E402
+
+flags.DEFINE_string("export_dir", None, "An export: a version folder or a model folder.")
+flags.DEFINE_string("dataset", None, "TFDS dataset of (source, target) pairs (default: the "
+                    "export's training dataset, else kerasgen_dates).")  # fmt: skip
+flags.DEFINE_string("data_path", None, "A local source<TAB>target file (all of it is evaluated).")
+flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data folder.")
+flags.DEFINE_list("split", None, "Splits of --dataset (default: every held-out split).")
+flags.DEFINE_integer("max_examples", 2000, "Pairs evaluated per split.", lower_bound=1)
+flags.DEFINE_integer("batch_size", 256, "Sources per request.", lower_bound=1)
+flags.DEFINE_float("length_penalty", 0.6, "Beam search's GNMT alpha.", lower_bound=0.0)
+flags.DEFINE_integer("max_new_tokens", 128, "Greedy decoding's length limit.", lower_bound=1)
+flags.DEFINE_string("plot_attention", None, "Draw attention heatmaps of a few examples here.")
+flags.DEFINE_integer("num_plots", 3, "Examples in the attention plot.", lower_bound=1)
+flags.mark_flag_as_required("export_dir")
+
+FLAGS = flags.FLAGS
+
+
+def _evaluate():
+    from kerasgen.evaluation.export_evaluation import evaluate_export
+
+    evaluate_export(
+        FLAGS.export_dir,
+        dataset=FLAGS.dataset,
+        data_path=FLAGS.data_path,
+        data_dir=FLAGS.data_dir,
+        splits=FLAGS.split,
+        max_examples=FLAGS.max_examples,
+        batch_size=FLAGS.batch_size,
+        length_penalty=FLAGS.length_penalty,
+        max_new_tokens=FLAGS.max_new_tokens,
+        plot_path=FLAGS.plot_attention,
+        num_plots=FLAGS.num_plots,
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    logging.set_verbosity(logging.WARNING)
+    run_reporting_user_errors("kerasgen.evaluate", _evaluate)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,113 @@
+"""`evaluate_export`: what `python -m kerasgen.evaluate` does, callable from tests."""
+
+import json
+import os
+
+import tensorflow as tf
+
+from kerasgen.data.parallel_corpus import (
+    DEFAULT_PARALLEL_DATASET,
+    ParallelCorpus,
+    load_parallel_corpus,
+    read_tsv_pairs,
+)
+from kerasgen.errors import UserInputError
+from kerasgen.evaluation.translation_quality import (
+    beam_translator,
+    evaluate_translator,
+    format_quality_table,
+    greedy_translator,
+)
+from kerasgen.serving.exporter import METADATA_FILE, latest_export
+
+
+def load_export(export_dir):
+    """(the loaded SavedModel, its metadata dict); `export_dir` is a version or model folder."""
+    if not os.path.isdir(export_dir):
+        raise UserInputError(f"{export_dir}: no such export folder")
+    path = export_dir
+    if not os.path.exists(os.path.join(path, "saved_model.pb")):
+        path = latest_export(export_dir)
+        if path is None:
+            raise UserInputError(f"{export_dir}: neither a SavedModel nor a folder of versions")
+    import tensorflow_text  # noqa: F401  registers the word and subword tokenizers' ops
+
+    loaded = tf.saved_model.load(path)
+    if "translate" not in loaded.signatures:
+        raise UserInputError(f"{path}: not a translation export (no translate signature)")
+    metadata_path = os.path.join(path, "assets", METADATA_FILE)
+    metadata = {}
+    if os.path.exists(metadata_path):
+        with open(metadata_path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    return loaded, metadata
+
+
+def _evaluation_splits(metadata, *, dataset, data_path, data_dir, splits):
+    """`{label: pairs}` to evaluate."""
+    if data_path:
+        return {os.path.basename(data_path): read_tsv_pairs(data_path)}
+    train_config = metadata.get("train_config", {})
+    if not dataset and train_config.get("data_path"):
+        raise UserInputError(
+            "the export was trained on a file; give --data_path (or --dataset) to evaluate on"
+        )
+    dataset = dataset or train_config.get("dataset") or DEFAULT_PARALLEL_DATASET
+    corpus: ParallelCorpus = load_parallel_corpus(dataset=dataset, data_dir=data_dir)
+    names = splits or (list(corpus.test) or ["validation"])
+    return {f"{dataset} {name}": corpus.split(name) for name in names}
+
+
+def evaluate_export(
+    export_dir,
+    *,
+    dataset=None,
+    data_path=None,
+    data_dir=None,
+    splits=None,
+    max_examples=2000,
+    batch_size=256,
+    length_penalty=0.6,
+    max_new_tokens=128,
+    plot_path=None,
+    num_plots=3,
+    log=print,
+):
+    """Evaluates an export's greedy (`translate`, temperature 0) and beam (`beam_search`, best
+    hypothesis) translations: exact match, BLEU and chrF per split, printed as a table.
+
+    Returns:
+        The rows `[(split label, "greedy" | "beam", quality dict, examples)]`.
+    """
+    loaded, metadata = load_export(export_dir)
+    signatures = loaded.signatures
+    data = _evaluation_splits(
+        metadata, dataset=dataset, data_path=data_path, data_dir=data_dir, splits=splits
+    )
+    translators = {
+        "greedy": greedy_translator(signatures, max_new_tokens=max_new_tokens),
+        f"beam ({metadata.get('decoding', {}).get('num_beams', '?')})": beam_translator(
+            signatures, length_penalty=length_penalty
+        ),
+    }
+    # Character-level targets have no spaces to split words at: BLEU over characters.
+    level = metadata.get("tokenizer", {}).get("level")
+    bleu_tokenize = "char" if level == "character" else "13a"
+    rows = []
+    for label, pairs in data.items():
+        pairs = pairs[:max_examples]
+        for decoding, translator in translators.items():
+            quality, _ = evaluate_translator(
+                translator, pairs, batch_size=batch_size, bleu_tokenize=bleu_tokenize
+            )
+            rows.append((label, decoding, quality, len(pairs)))
+    log(format_quality_table(rows))
+    if plot_path:
+        from kerasgen.evaluation.attention_plot import attention_examples, plot_attention
+
+        first = next(iter(data.values()))
+        sources = [source for source, _ in first[:num_plots]]
+        plot_attention(attention_examples(signatures, sources, max_new_tokens=max_new_tokens),
+                       plot_path)  # fmt: skip
+        log(f"Attention heatmaps of {len(sources)} examples in {plot_path}")
+    return rows

@@ -1,0 +1,269 @@
+"""`GPT`: a decoder-only Transformer language model (GPT-2's architecture, at zoo sizes)."""
+
+import keras
+import tensorflow as tf
+
+from kerasgen.layers import TransformerBlock, cache_write_indices
+
+
+@keras.saving.register_keras_serializable(package="kerasgen")
+class GPT(keras.Model):
+    """A GPT-style decoder-only Transformer over token ids.
+
+    Token embedding plus a learned position embedding, `num_layers` pre-LayerNorm blocks of
+    causal multi-head self-attention and a GELU MLP (residual connections, dropout), a final
+    LayerNorm, and an output projection that is the token embedding transposed when
+    `tie_embeddings` (GPT-2's choice: fewer weights, and the rare tokens' rows learn from both
+    ends).
+
+    Two paths share the weights:
+
+    - `call(token_ids)`: the whole sequence at once (training, scoring).
+    - `decoding_step(token_ids, state, index)`: one token of every row, the step function of the
+      decoding engine (`kerasgen.decoding`), with a key/value cache of fixed size
+      `[batch, heads, context_length, head_dim]` per layer, allocated once by
+      `initial_decoding_state` and written in place.
+
+    Sequences longer than the context window slide it, on both paths: the logits at position
+    `t >= context_length` are those of the last `context_length` tokens `t - context_length + 1
+    .. t`, re-encoded at positions `0 .. context_length - 1` (what nanoGPT's `generate` does by
+    cropping). Learned absolute positions make cached keys and values stale once the window
+    moves, so past the window each decoding step re-encodes the window (a full forward pass of
+    `context_length` tokens) instead of reading the cache: exact, but slower per token than the
+    cached steps.
+
+    Args:
+        vocab_size: number of token ids, including the tokenizer's reserved ids.
+        context_length: positions the model attends over (the position embedding's size).
+        width: model width (embedding and residual stream).
+        num_layers: Transformer blocks.
+        num_heads: attention heads per block; must divide `width`.
+        mlp_width: hidden width of each block's MLP (GPT uses `4 * width`).
+        dropout: dropout on embeddings, attention weights and residual branches (training only).
+        tie_embeddings: use the token embedding as the output projection.
+        layer_norm_epsilon: every LayerNorm's epsilon.
+
+    Example:
+        >>> model = GPT(vocab_size=70, context_length=16, width=32, num_layers=2, num_heads=4)
+        >>> logits = model(tf.zeros([2, 5], tf.int32))  # [batch=2, time=5, vocab=70]
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        context_length=64,
+        width=128,
+        num_layers=4,
+        num_heads=4,
+        mlp_width=512,
+        dropout=0.0,
+        tie_embeddings=True,
+        layer_norm_epsilon=1e-5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if context_length < 1:
+            raise ValueError(f"context_length must be at least 1, got {context_length}.")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
+        if num_heads < 1 or width % num_heads:
+            raise ValueError(
+                f"num_heads ({num_heads}) must be a positive divisor of the width ({width})."
+            )
+        self.vocab_size = vocab_size
+        self.context_length = context_length
+        self.width = width
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.mlp_width = mlp_width
+        self.dropout = dropout
+        self.tie_embeddings = tie_embeddings
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+        # GPT-2's initialisation: N(0, 0.02) everywhere, and the projections that write into the
+        # residual stream scaled by 1/sqrt(2 * num_layers) so its variance does not grow with
+        # depth.
+        normal = {"class_name": "RandomNormal", "config": {"stddev": 0.02}}
+        residual = {
+            "class_name": "RandomNormal",
+            "config": {"stddev": 0.02 / (2 * num_layers) ** 0.5},
+        }
+        self.token_embedding = keras.layers.Embedding(
+            vocab_size, width, embeddings_initializer=normal, name="token_embedding"
+        )
+        self.position_embedding = keras.layers.Embedding(
+            context_length, width, embeddings_initializer=normal, name="position_embedding"
+        )
+        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.blocks = [
+            TransformerBlock(
+                width,
+                num_heads,
+                mlp_width,
+                dropout=dropout,
+                layer_norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=normal,
+                output_initializer=residual,
+                name=f"block_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="final_norm"
+        )
+        self.output_projection = (
+            None
+            if tie_embeddings
+            else keras.layers.Dense(
+                vocab_size, use_bias=False, kernel_initializer=normal, name="output_projection"
+            )
+        )
+
+    def build(self, input_shape):
+        self.token_embedding.build(input_shape)
+        self.position_embedding.build(input_shape)
+        for block in self.blocks:
+            block.build((None, None, self.width))
+        self.final_norm.build((None, None, self.width))
+        if self.output_projection is not None:
+            self.output_projection.build((None, None, self.width))
+
+    @property
+    def head_dim(self):
+        return self.width // self.num_heads
+
+    # The whole-sequence path.
+
+    def _hidden(self, token_ids, training=False):
+        """int `[batch, time <= context_length]` → final-normed hidden `[batch, time, width]`."""
+        positions = tf.range(tf.shape(token_ids)[1])
+        x = self.token_embedding(token_ids) + self.position_embedding(positions)[tf.newaxis]
+        x = self.embedding_dropout(x, training=training)
+        for block in self.blocks:
+            x = block(x, training=training)
+        return self.final_norm(x)
+
+    def _logits(self, hidden):
+        """hidden `[..., width]` → float32 logits `[..., vocab_size]`."""
+        if self.output_projection is None:
+            embeddings = tf.cast(self.token_embedding.embeddings, hidden.dtype)
+            logits = tf.matmul(hidden, embeddings, transpose_b=True)
+        else:
+            logits = self.output_projection(hidden)
+        # Float32 whatever the compute dtype: the loss and the samplers need the small logits.
+        return tf.cast(logits, "float32")
+
+    def _sliding_window_logits(self, token_ids):
+        """Logits of a sequence longer than the window: the first `context_length` positions in
+        one pass, then each later position from its own window of the last `context_length`
+        tokens (all windows in one batch)."""
+        context = self.context_length
+        batch, time = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        head = self._logits(self._hidden(token_ids[:, :context]))  # [batch, context, vocab]
+        # Window j holds tokens j+1 .. j+context; its last position is context + j.
+        windows = tf.signal.frame(token_ids[:, 1:], context, 1, axis=1)  # [b, time-ctx, ctx]
+        flat = tf.reshape(windows, [-1, context])
+        last = self._hidden(flat)[:, -1]  # [batch * (time - context), width]
+        tail = tf.reshape(self._logits(last), [batch, time - context, self.vocab_size])
+        return tf.concat([head, tail], axis=1)
+
+    def call(self, token_ids, training=False):
+        """Runs the whole sequence.
+
+        Args:
+            token_ids: int `[batch, time]`; `time` may exceed `context_length` (sliding
+                window, see the class docstring; training never needs it).
+            training: enables dropout.
+
+        Returns:
+            float32 logits `[batch, time, vocab_size]`; position `t` predicts token `t + 1`.
+        """
+        token_ids = tf.cast(token_ids, "int32")
+        time = token_ids.shape[1]
+        if time is not None and time <= self.context_length:
+            return self._logits(self._hidden(token_ids, training=training))
+        if time is not None:
+            return self._sliding_window_logits(token_ids)
+        return tf.cond(
+            tf.shape(token_ids)[1] <= self.context_length,
+            lambda: self._logits(self._hidden(token_ids, training=training)),
+            lambda: self._sliding_window_logits(token_ids),
+        )
+
+    # The decoding path (the step contract of kerasgen.decoding).
+
+    def initial_decoding_state(self, batch_size):
+        """Empty caches, allocated once for the whole decode.
+
+        Returns:
+            {"keys": per-layer tuple of `[batch, heads, context_length, head_dim]`,
+             "values": the same, "window": int32 `[batch, context_length]`, the last tokens
+             (what a step re-encodes once generation runs past the window)}.
+        """
+        if not self.built:
+            self.build((None, None))
+        shape = [batch_size, self.num_heads, self.context_length, self.head_dim]
+        zeros = tf.zeros(shape, dtype=self.compute_dtype)
+        return {
+            "keys": tuple(zeros for _ in self.blocks),
+            "values": tuple(zeros for _ in self.blocks),
+            "window": tf.zeros([batch_size, self.context_length], tf.int32),
+        }
+
+    def decoding_step(self, token_ids, state, index):
+        """One decoding step for every row.
+
+        Args:
+            token_ids: int `[batch]`, the token at position `index` of every row.
+            state: as from `initial_decoding_state`, holding positions `0 .. index - 1`.
+            index: scalar int32 position (the same for every row).
+
+        Returns:
+            (float32 logits `[batch, vocab_size]` for position `index + 1`, the new state).
+        """
+        token_ids = tf.cast(token_ids, tf.int32)
+        index = tf.convert_to_tensor(index, tf.int32)
+        return tf.cond(
+            index < self.context_length,
+            lambda: self._cached_step(token_ids, state, index),
+            lambda: self._sliding_step(token_ids, state),
+        )
+
+    def _cached_step(self, token_ids, state, index):
+        """Inside the window: the new position's keys and values join the caches."""
+        batch = tf.shape(token_ids)[0]
+        row_slots = tf.stack([tf.range(batch), tf.fill([batch], index)], axis=1)
+        window = tf.tensor_scatter_nd_update(state["window"], row_slots, token_ids)
+        x = self.token_embedding(token_ids) + self.position_embedding(index)  # [batch, width]
+        cache_indices = cache_write_indices(batch, self.num_heads, index)
+        keys, values = [], []
+        for block, key_cache, value_cache in zip(
+            self.blocks, state["keys"], state["values"], strict=True
+        ):
+            x, key_cache, value_cache = block.step(x, key_cache, value_cache, index, cache_indices)
+            keys.append(key_cache)
+            values.append(value_cache)
+        logits = self._logits(self.final_norm(x))
+        return logits, {"keys": tuple(keys), "values": tuple(values), "window": window}
+
+    def _sliding_step(self, token_ids, state):
+        """Past the window: drop the oldest token and re-encode the window at positions
+        0 .. context_length - 1 (the caches are no longer read)."""
+        window = tf.concat([state["window"][:, 1:], token_ids[:, tf.newaxis]], axis=1)
+        logits = self._logits(self._hidden(window)[:, -1])
+        return logits, {"keys": state["keys"], "values": state["values"], "window": window}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocab_size=self.vocab_size,
+            context_length=self.context_length,
+            width=self.width,
+            num_layers=self.num_layers,
+            num_heads=self.num_heads,
+            mlp_width=self.mlp_width,
+            dropout=self.dropout,
+            tie_embeddings=self.tie_embeddings,
+            layer_norm_epsilon=self.layer_norm_epsilon,
+        )
+        return config

@@ -1,0 +1,95 @@
+"""Optimizers and learning-rate schedules of the training recipes.
+
+- `learning_rate_schedule`: a constant rate, or linear warmup then cosine decay (GPT-2,
+  nanoGPT).
+- `build_optimizer`: Adam (the recurrent models' default) or AdamW whose weight decay applies to
+  matrices only (kernels and embeddings; not biases or LayerNorm scales, which decay would pull
+  towards zero for no gain), with gradient clipping and, under `mixed_float16`, loss scaling.
+"""
+
+import keras
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("constant", "cosine")
+
+# Cosine decay ends at this fraction of the peak rate, as nanoGPT's `min_lr = learning_rate / 10`.
+FINAL_LEARNING_RATE_FRACTION = 0.1
+
+
+def learning_rate_schedule(learning_rate, *, schedule, total_steps, warmup_steps=0):
+    """The learning rate as a float or a `keras.optimizers.schedules.LearningRateSchedule`.
+
+    Args:
+        learning_rate: the peak rate.
+        schedule: "constant" (then `warmup_steps` still ramps up linearly if positive) or
+            "cosine" (linear warmup from 0 over `warmup_steps`, then cosine decay to
+            `FINAL_LEARNING_RATE_FRACTION * learning_rate` at `total_steps`).
+        total_steps: optimizer steps of the whole run.
+        warmup_steps: steps of linear warmup.
+
+    Raises:
+        ValueError: unknown schedule, or warmup longer than the run.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {schedule!r}; valid schedules: {', '.join(SCHEDULES)}.")
+    if warmup_steps < 0 or (warmup_steps and warmup_steps >= total_steps):
+        raise ValueError(
+            f"warmup_steps ({warmup_steps}) must be in [0, total steps of the run ({total_steps}))."
+        )
+    if schedule == "constant" and not warmup_steps:
+        return learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(1, total_steps - warmup_steps),
+        alpha=FINAL_LEARNING_RATE_FRACTION if schedule == "cosine" else 1.0,
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+def build_optimizer(
+    name,
+    learning_rate,
+    model,
+    *,
+    weight_decay=0.0,
+    beta_2=0.999,
+    clipnorm=None,
+    loss_scaling=False,
+):
+    """An optimizer for `model`.
+
+    Args:
+        name: "adam" or "adamw".
+        learning_rate: a float or a schedule (see `learning_rate_schedule`).
+        model: the built model; AdamW excludes its variables of fewer than two dimensions
+            (biases, LayerNorm gains and offsets) from weight decay.
+        weight_decay: AdamW's decoupled weight decay (ignored by Adam).
+        beta_2: second-moment decay; small-batch Transformer runs use 0.99 or 0.95 so the
+            estimate follows the gradients' scale quickly.
+        clipnorm: gradient clipping (None or 0: none): Adam clips each variable's gradient to
+            this norm (the recurrent models' setting since the zoo began), AdamW the global norm
+            of all of them (nanoGPT's `clip_grad_norm_`).
+        loss_scaling: wrap in `keras.optimizers.LossScaleOptimizer` (needed under
+            `mixed_float16`, whose small gradients underflow).
+
+    Raises:
+        ValueError: unknown optimizer name.
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZERS)}.")
+    if name == "adam":
+        optimizer = keras.optimizers.Adam(learning_rate, beta_2=beta_2, clipnorm=clipnorm or None)
+    else:
+        optimizer = keras.optimizers.AdamW(
+            learning_rate,
+            weight_decay=weight_decay,
+            beta_2=beta_2,
+            global_clipnorm=clipnorm or None,
+        )
+        optimizer.exclude_from_weight_decay(
+            var_list=[v for v in model.trainable_variables if len(v.shape) < 2]
+        )
+    if loss_scaling:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
