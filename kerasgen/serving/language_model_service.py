@@ -18,7 +18,13 @@ from kerasgen.decoding import (
     generated_tokens,
     prepare_prompts,
 )
-from kerasgen.serving.request_checks import batch_vector, check_same_batch, generation_checks
+from kerasgen.serving.request_checks import (
+    batch_vector,
+    check_same_batch,
+    generation_checks,
+    resolve_seeds,
+    sampling_warmup_parameters,
+)
 
 
 def language_model_warmup_inputs(signature_names):
@@ -29,11 +35,7 @@ def language_model_warmup_inputs(signature_names):
         "serving_default": {"prompt": prompts},
         "generate": {
             "prompt": prompts,
-            "max_new_tokens": np.array([4, 4], np.int32),
-            "temperature": np.array([0.0, 1.0], np.float32),
-            "top_k": np.array([0, 5], np.int32),
-            "top_p": np.array([1.0, 0.9], np.float32),
-            "seed": np.array([0, 1], np.int32),
+            **sampling_warmup_parameters(),
         },
         "beam_search": {
             "prompt": prompts,
@@ -188,9 +190,7 @@ class LanguageModelService:
         # message rather than with whichever shape error an op meets first.
         with tf.control_dependencies(checks):
             prompt_ids, prompt_lengths = self._prompts(prompt)
-            # A negative seed asks for fresh randomness: draw a seed for that row.
-            fresh = tf.random.uniform([batch], maxval=tf.int32.max, dtype=tf.int32)
-            seeds = tf.where(seed < 0, fresh, seed)
+            seeds = resolve_seeds(seed)
         result = self._sample_loop(
             prompt_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seeds
         )

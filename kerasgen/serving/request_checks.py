@@ -1,5 +1,7 @@
-"""Input specs and INVALID_ARGUMENT checks shared by every generation service's signatures."""
+"""Input specs, INVALID_ARGUMENT checks and request defaults shared by every generation
+service's signatures."""
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -50,3 +52,22 @@ def generation_checks(batch, cap, *, batch_input, max_new_tokens, temperature, t
         tf.debugging.assert_greater(top_p, 0.0, message=top_p_message),
         tf.debugging.assert_less_equal(top_p, 1.0, message=top_p_message),
     ]
+
+
+def resolve_seeds(seed):
+    """Per-row seeds `[batch]`: a negative seed asks for fresh randomness, so it is replaced by a
+    seed drawn now; the others are kept, so the same request gives the same text."""
+    fresh = tf.random.uniform(tf.shape(seed), maxval=tf.int32.max, dtype=tf.int32)
+    return tf.where(seed < 0, fresh, seed)
+
+
+def sampling_warmup_parameters():
+    """The per-row sampling inputs of a two-row warmup request: one greedy row, one sampled with
+    top-k and top-p, so warmup traces both branches of the token choice."""
+    return {
+        "max_new_tokens": np.array([4, 4], np.int32),
+        "temperature": np.array([0.0, 1.0], np.float32),
+        "top_k": np.array([0, 5], np.int32),
+        "top_p": np.array([1.0, 0.9], np.float32),
+        "seed": np.array([0, 1], np.int32),
+    }

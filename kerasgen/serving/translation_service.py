@@ -18,7 +18,13 @@ from kerasgen.decoding import (
     generated_tokens,
     prepare_prompts,
 )
-from kerasgen.serving.request_checks import batch_vector, check_same_batch, generation_checks
+from kerasgen.serving.request_checks import (
+    batch_vector,
+    check_same_batch,
+    generation_checks,
+    resolve_seeds,
+    sampling_warmup_parameters,
+)
 
 
 def _token_strings(tokenizer, ids):
@@ -89,11 +95,7 @@ class TranslationService:
             "serving_default": {"source": sources},
             "translate": {
                 "source": sources,
-                "max_new_tokens": np.array([4, 4], np.int32),
-                "temperature": np.array([0.0, 1.0], np.float32),
-                "top_k": np.array([0, 5], np.int32),
-                "top_p": np.array([1.0, 0.9], np.float32),
-                "seed": np.array([0, 1], np.int32),
+                **sampling_warmup_parameters(),
             },
             "beam_search": {
                 "source": sources,
@@ -202,8 +204,7 @@ class TranslationService:
         )
         with tf.control_dependencies(checks):
             source_ids = self._sources(source)
-            fresh = tf.random.uniform([batch], maxval=tf.int32.max, dtype=tf.int32)
-            seeds = tf.where(seed < 0, fresh, seed)
+            seeds = resolve_seeds(seed)
         result = self._sample_loop(source_ids, max_new_tokens, temperature, top_k, top_p, seeds)
         outputs = {
             "text": self._translations(result),
