@@ -1,4 +1,11 @@
-"""Command line: translation quality of an export, greedy and beam, as a table.
+"""Command line: how good an export is, as a table.
+
+For a language model, perplexity through its `score` signature (on --data_path, on --dataset's
+validation part, or by default on the validation part of what it was trained on). For an
+encoder-decoder, translation quality: exact match, BLEU and chrF, greedy and beam.
+
+    python -m kerasgen.evaluate --export_dir=exports/text_generator
+    python -m kerasgen.evaluate --export_dir=exports/text_generator/1 --data_path=held_out.txt
 
     python -m kerasgen.evaluate --export_dir=exports/seq2seq_attention/1
     python -m kerasgen.evaluate --export_dir=exports/seq2seq_attention --dataset=kerasgen_dates \
@@ -16,9 +23,15 @@ quiet_tensorflow_logs()
 from absl import app, flags, logging  # noqa: E402
 
 flags.DEFINE_string("export_dir", None, "An export: a version folder or a model folder.")
-flags.DEFINE_string("dataset", None, "TFDS dataset of (source, target) pairs (default: the "
-                    "export's training dataset, else kerasgen_dates).")  # fmt: skip
-flags.DEFINE_string("data_path", None, "A local source<TAB>target file (all of it is evaluated).")
+flags.DEFINE_string("dataset", None, "TFDS dataset: text for a language model, (source, target) "
+                    "pairs for an encoder-decoder (default: the export's training dataset, else "
+                    "kerasgen_dates for an encoder-decoder).")  # fmt: skip
+flags.DEFINE_string(
+    "data_path",
+    None,
+    "A local file, all of it evaluated: text for a language "
+    "model, source<TAB>target lines for an encoder-decoder.",
+)
 flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data folder.")
 flags.DEFINE_list("split", None, "Splits of --dataset (default: every held-out split).")
 flags.DEFINE_integer("max_examples", 2000, "Pairs evaluated per split.", lower_bound=1)
@@ -34,6 +47,18 @@ FLAGS = flags.FLAGS
 
 def _evaluate():
     from kerasgen.evaluation.export_evaluation import evaluate_export
+    from kerasgen.evaluation.perplexity import evaluate_language_model
+    from kerasgen.serving.loading import LoadedExport
+
+    if "generate" in LoadedExport(FLAGS.export_dir).signature_names:  # a language model
+        evaluate_language_model(
+            FLAGS.export_dir,
+            data_path=FLAGS.data_path,
+            dataset=FLAGS.dataset,
+            data_dir=FLAGS.data_dir,
+            batch_size=FLAGS.batch_size,
+        )
+        return
 
     evaluate_export(
         FLAGS.export_dir,

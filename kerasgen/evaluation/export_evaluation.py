@@ -1,6 +1,5 @@
 """`evaluate_export`: what `python -m kerasgen.evaluate` does, callable from tests."""
 
-import json
 import os
 
 import tensorflow as tf
@@ -18,29 +17,15 @@ from kerasgen.evaluation.translation_quality import (
     format_quality_table,
     greedy_translator,
 )
-from kerasgen.serving.exporter import METADATA_FILE, latest_export
+from kerasgen.serving.loading import LoadedExport
 
 
 def load_export(export_dir):
     """(the loaded SavedModel, its metadata dict); `export_dir` is a version or model folder."""
-    if not os.path.isdir(export_dir):
-        raise UserInputError(f"{export_dir}: no such export folder")
-    path = export_dir
-    if not os.path.exists(os.path.join(path, "saved_model.pb")):
-        path = latest_export(export_dir)
-        if path is None:
-            raise UserInputError(f"{export_dir}: neither a SavedModel nor a folder of versions")
-    import tensorflow_text  # noqa: F401  registers the word and subword tokenizers' ops
-
-    loaded = tf.saved_model.load(path)
-    if "translate" not in loaded.signatures:
-        raise UserInputError(f"{path}: not a translation export (no translate signature)")
-    metadata_path = os.path.join(path, "assets", METADATA_FILE)
-    metadata = {}
-    if os.path.exists(metadata_path):
-        with open(metadata_path, encoding="utf-8") as f:
-            metadata = json.load(f)
-    return loaded, metadata
+    export = LoadedExport(export_dir)
+    if "translate" not in export.signature_names:
+        raise UserInputError(f"{export.path}: not a translation export (no translate signature)")
+    return tf.saved_model.load(export.path), export.metadata()
 
 
 def _evaluation_splits(metadata, *, dataset, data_path, data_dir, splits):

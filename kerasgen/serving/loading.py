@@ -4,6 +4,7 @@ Used by the `generate` command; works on any kerasgen export with `tensorflow` a
 `tensorflow_text` alone (kerasgen itself is not needed by the SavedModel).
 """
 
+import json
 import os
 import re
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the tokenizer ops exports use
 
 from kerasgen.errors import UserInputError
-from kerasgen.serving.exporter import latest_export
+from kerasgen.serving.exporter import METADATA_FILE, latest_export
 
 
 def invalid_argument_reason(error):
@@ -40,6 +41,18 @@ class LoadedExport:
     def __init__(self, path):
         self.path = resolve_export_dir(path)
         self._signatures = tf.saved_model.load(self.path).signatures
+
+    @property
+    def signature_names(self):
+        return set(self._signatures)
+
+    def metadata(self):
+        """The export's `assets/kerasgen_export.json` (how it was made), or {} if absent."""
+        path = os.path.join(self.path, "assets", METADATA_FILE)
+        if not os.path.exists(path):
+            return {}
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
 
     def _signature(self, name):
         if name not in self._signatures:
