@@ -5,7 +5,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+from kerasgen.evaluation.translation_quality import translate_greedily  # noqa: E402
 
 
 def attention_examples(signatures, sources, *, max_new_tokens):
@@ -16,14 +17,7 @@ def attention_examples(signatures, sources, *, max_new_tokens):
         removed (the end tokens shown as "</s>").
     """
     n = len(sources)
-    outputs = signatures["translate"](
-        source=tf.constant(sources, tf.string),
-        max_new_tokens=tf.fill([n], max_new_tokens),
-        temperature=tf.zeros([n]),
-        top_k=tf.zeros([n], tf.int32),
-        top_p=tf.ones([n]),
-        seed=tf.zeros([n], tf.int32),
-    )
+    outputs = translate_greedily(signatures, sources, max_new_tokens=max_new_tokens)
     if "attention" not in outputs:
         raise ValueError("this model has no attention to plot (its translate has no attention)")
     examples = []

@@ -15,19 +15,24 @@ def _decode(strings):
     return [s.decode("utf-8", errors="replace") for s in strings.numpy().tolist()]
 
 
+def translate_greedily(signatures, sources, *, max_new_tokens):
+    """The `translate` signature's outputs for `sources` (a list of str) at temperature 0."""
+    n = len(sources)
+    return signatures["translate"](
+        source=tf.constant(sources, tf.string),
+        max_new_tokens=tf.fill([n], max_new_tokens),
+        temperature=tf.zeros([n]),
+        top_k=tf.zeros([n], tf.int32),
+        top_p=tf.ones([n]),
+        seed=tf.zeros([n], tf.int32),
+    )
+
+
 def greedy_translator(signatures, *, max_new_tokens):
     """Greedy translations through the `translate` signature (temperature 0)."""
 
     def translate(sources):
-        n = len(sources)
-        outputs = signatures["translate"](
-            source=tf.constant(sources, tf.string),
-            max_new_tokens=tf.fill([n], max_new_tokens),
-            temperature=tf.zeros([n]),
-            top_k=tf.zeros([n], tf.int32),
-            top_p=tf.ones([n]),
-            seed=tf.zeros([n], tf.int32),
-        )
+        outputs = translate_greedily(signatures, sources, max_new_tokens=max_new_tokens)
         return _decode(outputs["text"])
 
     return translate
