@@ -18,6 +18,7 @@ from kerasgen.models.presets import preset_names, training_recipe  # noqa: E402
 from kerasgen.serving import DecodingConfig  # noqa: E402
 from kerasgen.tokenizers import TOKENIZER_LEVELS  # noqa: E402
 from kerasgen.training import TrainConfig, train_and_evaluate  # noqa: E402
+from kerasgen.training.distribution import STRATEGIES  # noqa: E402
 
 _DEFAULTS = TrainConfig()
 
@@ -64,7 +65,12 @@ flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Training epochs.", lower_bound
 flags.DEFINE_integer(
     "steps_per_epoch", None, "Steps per epoch (default: one pass over the data).", lower_bound=1
 )
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Windows per batch.", lower_bound=1)
+flags.DEFINE_integer(
+    "batch_size",
+    _DEFAULTS.batch_size,
+    "Windows per step: the GLOBAL batch, split evenly across the --strategy's replicas.",
+    lower_bound=1,
+)
 flags.DEFINE_integer("seq_len", _DEFAULTS.seq_len, "Tokens per training window.", lower_bound=1)
 flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.", lower_bound=0.0)
 flags.DEFINE_float("clipnorm", _DEFAULTS.clipnorm, "Gradient clipping norm.", lower_bound=0.0)
@@ -108,18 +114,14 @@ flags.DEFINE_enum(
     ["constant", "cosine"],
     "Learning rate: constant, or linear warmup then cosine decay to a tenth.",
 )
-flags.DEFINE_integer(
-    "warmup_steps", _DEFAULTS.warmup_steps, "Linear warmup steps.", lower_bound=0
-)
+flags.DEFINE_integer("warmup_steps", _DEFAULTS.warmup_steps, "Linear warmup steps.", lower_bound=0)
 flags.DEFINE_enum(
     "mixed_precision",
     None,
     ["mixed_bfloat16", "mixed_float16"],
     "Mixed precision: mixed_bfloat16 (CPU, TPU) or mixed_float16 with loss scaling (GPU).",
 )
-flags.DEFINE_enum(
-    "jit_compile", "auto", ["auto", "true", "false"], "XLA-compile the train step."
-)
+flags.DEFINE_enum("jit_compile", "auto", ["auto", "true", "false"], "XLA-compile the train step.")
 flags.DEFINE_integer(
     "steps_per_execution",
     _DEFAULTS.steps_per_execution,
@@ -134,6 +136,32 @@ flags.DEFINE_string(
     None,
     "Start from pretrained weights: a work folder, its model.keras or a checkpoint, or an "
     "export; the run uses the pretrained tokenizer.",
+)
+flags.DEFINE_integer(
+    "checkpoint_every_steps",
+    _DEFAULTS.checkpoint_every_steps,
+    "Back the run up every this many steps (and at every epoch end); rerunning the same "
+    "command resumes from the last backup. 0: epoch ends only.",
+    lower_bound=0,
+)
+flags.DEFINE_integer(
+    "early_stopping_patience",
+    None,
+    "Stop after this many epochs without a lower validation loss (default: never); the run "
+    "keeps the weights of the lowest validation loss either way.",
+    lower_bound=0,
+)
+
+flags.DEFINE_enum(
+    "strategy",
+    _DEFAULTS.strategy,
+    list(STRATEGIES),
+    "tf.distribute strategy: default (one device), mirrored (this machine's GPUs or logical "
+    "CPUs), multi_worker (the machines of the TF_CONFIG environment variable; the chief alone "
+    "writes the work folder and the export), tpu (with --tpu).",
+)
+flags.DEFINE_string(
+    "tpu", None, "--strategy=tpu: the TPU, as grpc://host:port, a Cloud TPU name, or local."
 )
 
 FLAGS = flags.FLAGS
@@ -172,6 +200,10 @@ def main(argv):
         steps_per_execution=FLAGS.steps_per_execution,
         time_budget_seconds=FLAGS.time_budget_seconds,
         init_from=FLAGS.init_from,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        early_stopping_patience=FLAGS.early_stopping_patience,
+        strategy=FLAGS.strategy,
+        tpu=FLAGS.tpu,
     )
     # The preset's training recipe stands in for the defaults of the flags not given.
     recipe = training_recipe(FLAGS.model)

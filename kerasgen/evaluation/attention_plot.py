@@ -1,12 +1,8 @@
 """Attention heatmaps: source tokens across, target tokens down, one panel per example."""
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only; no display needed
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from kerasgen.evaluation.translation_quality import translate_greedily  # noqa: E402
+from kerasgen.evaluation.translation_quality import translate_greedily
 
 
 def attention_examples(signatures, sources, *, max_new_tokens):
@@ -40,8 +36,13 @@ def attention_examples(signatures, sources, *, max_new_tokens):
 
 
 def plot_attention(examples, path):
-    """Draws one heatmap per example into `path` (any matplotlib format, e.g. .png)."""
-    figure, axes = plt.subplots(len(examples), 1, figsize=(10, 3.2 * len(examples)), squeeze=False)
+    """Draws one heatmap per example into `path` (any matplotlib format, e.g. .png).
+
+    The figure is a `matplotlib.figure.Figure` of its own, outside pyplot: no backend is chosen
+    or changed, so a notebook's inline plots keep working after a call.
+    """
+    figure = Figure(figsize=(10, 3.2 * len(examples)))
+    axes = figure.subplots(len(examples), 1, squeeze=False)
     for axis, (source_tokens, target_tokens, weights) in zip(axes[:, 0], examples, strict=True):
         axis.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
         axis.set_xticks(range(len(source_tokens)), [repr(t)[1:-1] for t in source_tokens])
@@ -50,5 +51,4 @@ def plot_attention(examples, path):
         axis.set_ylabel("target")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path

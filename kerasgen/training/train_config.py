@@ -23,7 +23,7 @@ class TrainConfig:
     data_dir: str | None = None  # TFDS data folder (None = TFDS's default)
     epochs: int = 10  # passes over the corpus; the default corpus is learned well by then
     steps_per_epoch: int | None = None  # None = one full pass over the training windows
-    batch_size: int = 64  # windows per step
+    batch_size: int = 64  # windows per step: the GLOBAL batch, split across a strategy's replicas
     seq_len: int = 100  # tokens per training window (backpropagation through time length)
     learning_rate: float = 3e-3  # Adam; a small char-level LSTM tolerates a brisk rate
     clipnorm: float = 1.0  # gradient clipping: recurrent nets explode without it
@@ -44,6 +44,12 @@ class TrainConfig:
     steps_per_execution: int = 1  # train steps per call into the compiled function
     time_budget_seconds: float | None = None  # stop training after this much wall time
     init_from: str | None = None  # start from a pretrained work folder, checkpoint or export
+    # Surviving interruption and stopping on time (kerasgen.training.resume, .fitting).
+    checkpoint_every_steps: int | None = 200  # mid-epoch backups: a rerun loses < 200 steps
+    early_stopping_patience: int | None = None  # stop after N epochs without a lower val loss
+    # Devices and machines (kerasgen.training.distribution); batch_size stays the global batch.
+    strategy: str = "default"  # one device; or "mirrored", "multi_worker" (TF_CONFIG), "tpu"
+    tpu: str | None = None  # strategy "tpu": grpc://host:port, a Cloud TPU name, or "local"
 
     @classmethod
     def for_model(cls, model, **explicit):

@@ -4,17 +4,19 @@ A run's work folder holds everything needed to continue or trace it:
 
     workdir/config.json        the resolved TrainConfig
     workdir/tokenizer/         the vocabulary and tokenizer.json
-    workdir/checkpoints/       weights after every epoch
-    workdir/backup/            Keras BackupAndRestore state (a rerun continues from it)
-    workdir/logs/              TensorBoard scalars
-    workdir/model.keras        the trained model (Keras format)
+    workdir/checkpoints/       weights after every epoch, and best.weights.h5 (lowest val loss)
+    workdir/backup/            mid-epoch backups while training runs (a rerun continues from
+                               them; see kerasgen.training.resume)
+    workdir/logs/              TensorBoard: loss, perplexity, learning rate, samples per epoch
+    workdir/training.json      written when training has finished (a rerun does not retrain)
+    workdir/model.keras        the trained model (Keras format), with the kept (best) weights
 """
 
 import dataclasses
 import json
 import math
 import os
-import time
+import shutil
 
 import keras
 import tensorflow as tf
@@ -26,7 +28,8 @@ from kerasgen.errors import UserInputError
 from kerasgen.models import build_model, get_preset
 from kerasgen.models.presets import is_translation_model
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
-from kerasgen.training.callbacks import StepTimer, TimeBudget
+from kerasgen.training import distribution
+from kerasgen.training.fitting import fit_model
 from kerasgen.training.init_from import initialize_from, install_tokenizer, load_pretrained
 from kerasgen.training.optimizers import build_optimizer, learning_rate_schedule
 
@@ -130,7 +133,14 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
             f"Unknown tokenizer {config.tokenizer!r}; valid tokenizers: "
             f"{', '.join(tokenizers.TOKENIZER_LEVELS)}."
         )
-    os.makedirs(workdir, exist_ok=True)
+    # First: a multi-worker strategy must be set up before TensorFlow runs anything.
+    strategy = distribution.make_strategy(config.strategy, tpu=config.tpu)
+    distribution.check_global_batch(config.batch_size, strategy)
+    chief = distribution.is_chief(strategy)
+    # Only the chief writes into the work folder; another worker keeps its files (a tokenizer
+    # learned from the same data, so the same) in a scratch folder.
+    files = workdir if chief else distribution.scratch_folder()
+    os.makedirs(files, exist_ok=True)
     _check_workdir(workdir, config)
     keras.utils.set_random_seed(config.seed)
     # Read the pretrained source first: a bad --init_from fails before any data work.
@@ -143,11 +153,11 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
     )
     if pretrained is not None:
         tokenizer = install_tokenizer(
-            pretrained, os.path.join(workdir, "tokenizer"), config.tokenizer
+            pretrained, os.path.join(files, "tokenizer"), config.tokenizer
         )
     else:
-        tokenizer = _tokenizer_for(corpus, config, workdir)
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+        tokenizer = _tokenizer_for(corpus, config, files)
+    with open(os.path.join(files, "config.json"), "w", encoding="utf-8") as f:
         f.write(config.to_json())
     log(
         f"Corpus {corpus.name}: {sum(map(len, corpus.train)):,} training characters, "
@@ -163,13 +173,18 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         seed=config.seed,
     )
     repeat = config.steps_per_epoch is not None
-    train_data = language_model_dataset(
-        corpus.train,
-        shuffle=True,
-        repeat=repeat,
-        name=f"{corpus.name} (training part)",
-        **pipeline,
-    )
+
+    def make_train_data():  # called again by a resumed run, for the same shuffled order
+        dataset = language_model_dataset(
+            corpus.train,
+            shuffle=True,
+            repeat=repeat,
+            name=f"{corpus.name} (training part)",
+            **pipeline,
+        )
+        return distribution.shard_by_data(dataset)
+
+    train_data = make_train_data()
     # A small file's validation part may hold fewer windows than a batch: shrink its batches.
     validation_windows = count_tokens(corpus.validation, tokenizer.tokenize) // (config.seq_len + 1)
     validation_data = language_model_dataset(
@@ -178,81 +193,84 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         name=f"{corpus.name} (validation part)",
         **dict(pipeline, batch_size=max(1, min(config.batch_size, validation_windows))),
     )
+    validation_data = distribution.shard_by_data(validation_data)
 
-    model = _built_model(config.model, tokenizer.vocab_size, config.mixed_precision)
-    context_length = getattr(model, "context_length", None)
-    if context_length is not None and config.seq_len > context_length:
-        raise UserInputError(
-            f"seq_len {config.seq_len} exceeds the context window of --model={config.model} "
-            f"({context_length} tokens); use --seq_len={context_length} or less"
+    def build():
+        return _built_model(config.model, tokenizer.vocab_size, config.mixed_precision)
+
+    # The model, its optimizer and metrics are created in the strategy's scope, which mirrors
+    # their variables on every replica (the default strategy's scope changes nothing).
+    with strategy.scope():
+        model = build()
+        context_length = getattr(model, "context_length", None)
+        if context_length is not None and config.seq_len > context_length:
+            raise UserInputError(
+                f"seq_len {config.seq_len} exceeds the context window of --model={config.model} "
+                f"({context_length} tokens); use --seq_len={context_length} or less"
+            )
+        if pretrained is not None:
+            initialize_from(model, pretrained, config.model)
+            log(f"Initialised from the {pretrained.kind} {config.init_from}.")
+        epoch_steps = config.steps_per_epoch or len(train_data)
+        learning_rate = learning_rate_schedule(
+            config.learning_rate,
+            schedule=config.schedule,
+            total_steps=config.epochs * epoch_steps,
+            warmup_steps=config.warmup_steps,
         )
-    if pretrained is not None:
-        initialize_from(model, pretrained, config.model)
-        log(f"Initialised from the {pretrained.kind} {config.init_from}.")
-    epoch_steps = config.steps_per_epoch or len(train_data)
-    learning_rate = learning_rate_schedule(
-        config.learning_rate,
-        schedule=config.schedule,
-        total_steps=config.epochs * epoch_steps,
-        warmup_steps=config.warmup_steps,
+        model.compile(
+            optimizer=build_optimizer(
+                config.optimizer,
+                learning_rate,
+                model,
+                weight_decay=config.weight_decay,
+                beta_2=config.beta_2,
+                clipnorm=config.clipnorm,
+                loss_scaling=config.mixed_precision == "mixed_float16",
+            ),
+            loss=keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, ignore_class=tokenizer.pad_id
+            ),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            jit_compile=config.jit_compile,
+            steps_per_execution=config.steps_per_execution,
+        )
+    # Built before training: its tf.function generates the per-epoch samples from the live
+    # weights, and then the final samples and the export.
+    decoding = (decoding or DecodingConfig()).fitted_to(model)
+    service = LanguageModelService(model, tokenizer, decoding)
+    prompts = sample_prompts(corpus, config.num_samples)
+    outcome = fit_model(
+        model,
+        make_train_data,
+        validation_data,
+        config,
+        workdir,
+        sample_fn=_epoch_sampler(service, prompts[:2], config.seed) if prompts else None,
+        chief=chief,
+        log=log,
     )
-    model.compile(
-        optimizer=build_optimizer(
-            config.optimizer,
-            learning_rate,
-            model,
-            weight_decay=config.weight_decay,
-            beta_2=config.beta_2,
-            clipnorm=config.clipnorm,
-            loss_scaling=config.mixed_precision == "mixed_float16",
-        ),
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=tokenizer.pad_id
-        ),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        jit_compile=config.jit_compile,
-        steps_per_execution=config.steps_per_execution,
-    )
-    checkpoints = os.path.join(workdir, "checkpoints")
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(checkpoints, "epoch-{epoch:03d}.weights.h5"), save_weights_only=True
-        ),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
-        keras.callbacks.TerminateOnNaN(),
-        step_timer := StepTimer(),
-    ]
-    if config.time_budget_seconds:
-        callbacks.append(TimeBudget(config.time_budget_seconds))
-    started = time.monotonic()
-    model.fit(
-        train_data,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        validation_data=validation_data,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles, with the run's seed
-        verbose=config.verbose,
-    )
-    train_seconds = time.monotonic() - started
-    if step_timer.milliseconds_per_step is not None:
+    train_seconds = outcome.train_seconds
+    if outcome.milliseconds_per_step is not None:
         log(
-            f"Steady-state step time {step_timer.milliseconds_per_step:.1f} ms "
-            f"({int(model.optimizer.iterations)} steps trained)."
+            f"Steady-state step time {outcome.milliseconds_per_step:.1f} ms "
+            f"({outcome.optimizer_steps} steps trained)."
         )
-    model.save(os.path.join(workdir, "model.keras"))
+    # Saving, the samples and the export use a copy with ordinary variables, built outside
+    # the strategy's scope (see distribution.unreplicated_copy); the model itself by default.
+    trained = distribution.unreplicated_copy(model, strategy, build)
+    if trained is not model:
+        service = LanguageModelService(trained, tokenizer, decoding)
+    if chief:
+        trained.save(os.path.join(workdir, "model.keras"))
 
-    validation_loss = float(model.evaluate(validation_data, verbose=0, return_dict=True)["loss"])
+    validation_loss = outcome.validation_loss
     perplexity = math.exp(validation_loss)
     log(
         f"Validation loss {validation_loss:.4f} nats/token, perplexity {perplexity:.3f} "
         f"({train_seconds:.0f} s of training)."
     )
 
-    decoding = (decoding or DecodingConfig()).fitted_to(model)
-    service = LanguageModelService(model, tokenizer, decoding)
-    prompts = sample_prompts(corpus, config.num_samples)
     samples = []
     if prompts:
         count = len(prompts)
@@ -270,7 +288,7 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
             log(f"--- sample (prompt {prompt!r}):\n{prompt}{text}")
 
     export_path = None
-    if config.export:
+    if config.export and chief:
         export_path = export_service(
             service,
             config.export_dir,
@@ -282,8 +300,11 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
             },
         )
         log(f"Exported SavedModel to {export_path}")
+    if not chief:
+        shutil.rmtree(files, ignore_errors=True)
+    distribution.wait_for_workers(strategy)
     return TrainResult(
-        model=model,
+        model=trained,
         tokenizer=tokenizer,
         service=service,
         validation_loss=validation_loss,
@@ -291,5 +312,34 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         train_seconds=train_seconds,
         samples=samples,
         export_path=export_path,
-        milliseconds_per_step=step_timer.milliseconds_per_step,
+        milliseconds_per_step=outcome.milliseconds_per_step,
     )
+
+
+# Tokens of the sample generated after each epoch: a glimpse, not a page.
+_EPOCH_SAMPLE_TOKENS = 48
+
+
+def _epoch_sampler(service, prompts, seed):
+    """`() -> lines`: continuations of `prompts` (the empty prompt and a validation opening)
+    through the service's own `generate` function, at its default temperature and fixed seeds,
+    so successive epochs are comparable."""
+    count = len(prompts)
+    inputs = dict(
+        prompt=tf.constant(prompts),
+        max_new_tokens=tf.fill([count], min(service.config.max_new_tokens, _EPOCH_SAMPLE_TOKENS)),
+        temperature=tf.fill([count], float(service.config.temperature)),
+        top_k=tf.zeros([count], tf.int32),
+        top_p=tf.ones([count], tf.float32),
+        seed=tf.range(seed, seed + count),
+    )
+
+    def sample():
+        texts = service.generate(**inputs)["text"].numpy()
+        # One line each: the prompt and its continuation, newlines escaped.
+        return [
+            repr(prompt + text.decode("utf-8", errors="replace"))
+            for prompt, text in zip(prompts, texts, strict=True)
+        ]
+
+    return sample

@@ -6,15 +6,18 @@
     workdir/config.json            the resolved TrainConfig
     workdir/source_tokenizer/      the source vocabulary and tokenizer.json
     workdir/target_tokenizer/      the target vocabulary and tokenizer.json
-    workdir/checkpoints/           weights after every epoch
-    workdir/backup/                BackupAndRestore state (a rerun continues from it)
-    workdir/logs/                  TensorBoard scalars
-    workdir/model.keras            the trained model
+    workdir/checkpoints/           weights after every epoch, and best.weights.h5
+    workdir/backup/                mid-epoch backups while training runs (a rerun continues
+                                   from them; see kerasgen.training.resume)
+    workdir/logs/                  TensorBoard: loss, perplexity, accuracy, learning rate,
+                                   the translations after each epoch
+    workdir/training.json          written when training has finished
+    workdir/model.keras            the trained model, with the kept (best) weights
 """
 
 import dataclasses
 import os
-import time
+import shutil
 
 import keras
 
@@ -25,6 +28,8 @@ from kerasgen.evaluation.translation_quality import evaluate_translator, greedy_
 from kerasgen.models.presets import build_translation_model, get_preset
 from kerasgen.serving import DecodingConfig, export_service
 from kerasgen.serving.translation_service import TranslationService
+from kerasgen.training import distribution
+from kerasgen.training.fitting import fit_model
 from kerasgen.training.trainer import _check_workdir
 
 # The export's decoding for translation: greedy by default (temperature 0), room for long
@@ -94,7 +99,14 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
                 f"{', '.join(tokenizers.TOKENIZER_LEVELS)}."
             )
     decoding = decoding or TRANSLATION_DECODING
-    os.makedirs(workdir, exist_ok=True)
+    # First: a multi-worker strategy must be set up before TensorFlow runs anything.
+    strategy = distribution.make_strategy(config.strategy, tpu=config.tpu)
+    distribution.check_global_batch(config.batch_size, strategy)
+    chief = distribution.is_chief(strategy)
+    # Only the chief writes into the work folder; another worker keeps its files (tokenizers
+    # learned from the same data, so the same) in a scratch folder.
+    files = workdir if chief else distribution.scratch_folder()
+    os.makedirs(files, exist_ok=True)
     _check_workdir(workdir, config)
     keras.utils.set_random_seed(config.seed)
 
@@ -109,15 +121,15 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
         [s for s, _ in corpus.train],
         levels["source"],
         config,
-        os.path.join(workdir, "source_tokenizer"),
+        os.path.join(files, "source_tokenizer"),
     )
     target_tokenizer = _tokenizer_for(
         [t for _, t in corpus.train],
         levels["target"],
         config,
-        os.path.join(workdir, "target_tokenizer"),
+        os.path.join(files, "target_tokenizer"),
     )
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+    with open(os.path.join(files, "config.json"), "w", encoding="utf-8") as f:
         f.write(config.to_json())
     log(
         f"Corpus {corpus.name}: {len(corpus.train):,} training pairs, "
@@ -135,61 +147,72 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
         seed=config.seed,
         max_source_tokens=decoding.max_prompt_tokens,
     )
-    train_data = translation_dataset(
-        corpus.train,
-        shuffle=True,
-        repeat=config.steps_per_epoch is not None,
-        name=f"{corpus.name} (train)",
-        **pipeline,
-    )
-    validation_data = translation_dataset(
-        corpus.validation, shuffle=False, name=f"{corpus.name} (validation)", **pipeline
+
+    def make_train_data():  # called again by a resumed run, for the same shuffled order
+        dataset = translation_dataset(
+            corpus.train,
+            shuffle=True,
+            repeat=config.steps_per_epoch is not None,
+            name=f"{corpus.name} (train)",
+            **pipeline,
+        )
+        return distribution.shard_by_data(dataset)
+
+    validation_data = distribution.shard_by_data(
+        translation_dataset(
+            corpus.validation, shuffle=False, name=f"{corpus.name} (validation)", **pipeline
+        )
     )
 
-    model = build_translation_model(
-        config.model, source_tokenizer.vocab_size, target_tokenizer.vocab_size
+    def build():
+        model = build_translation_model(
+            config.model, source_tokenizer.vocab_size, target_tokenizer.vocab_size
+        )
+        model.build()
+        return model
+
+    # The model, its optimizer and metrics are created in the strategy's scope, which mirrors
+    # their variables on every replica (the default strategy's scope changes nothing).
+    with strategy.scope():
+        model = build()
+        model.compile(
+            optimizer=keras.optimizers.Adam(
+                config.learning_rate, beta_2=config.beta_2, clipnorm=config.clipnorm
+            ),
+            # The pipeline's weights are 0 on padding; the mean is over real target tokens.
+            loss=keras.losses.SparseCategoricalCrossentropy(
+                from_logits=True, reduction="mean_with_sample_weight"
+            ),
+            weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+    # Built before training: it translates the per-epoch samples with the live weights.
+    service = TranslationService(model, source_tokenizer, target_tokenizer, decoding)
+    sample_sources = [source for source, _ in corpus.validation[: min(2, config.num_samples)]]
+    outcome = fit_model(
+        model,
+        make_train_data,
+        validation_data,
+        config,
+        workdir,
+        sample_fn=_epoch_sampler(service, sample_sources, decoding) if sample_sources else None,
+        chief=chief,
+        log=log,
     )
-    model.build()
-    model.compile(
-        optimizer=keras.optimizers.Adam(
-            config.learning_rate, beta_2=config.beta_2, clipnorm=config.clipnorm
-        ),
-        # The pipeline's weights are 0 on padding; the mean is over real target tokens.
-        loss=keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        ),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(workdir, "checkpoints", "epoch-{epoch:03d}.weights.h5"),
-            save_weights_only=True,
-        ),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs")),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    started = time.monotonic()
-    model.fit(
-        train_data,
-        epochs=config.epochs,
-        steps_per_epoch=config.steps_per_epoch,
-        validation_data=validation_data,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles, with the run's seed
-        verbose=config.verbose,
-    )
-    train_seconds = time.monotonic() - started
-    model.save(os.path.join(workdir, "model.keras"))
-    evaluation = model.evaluate(validation_data, verbose=0, return_dict=True)
-    validation_loss = float(evaluation["loss"])
-    validation_accuracy = float(evaluation["accuracy"])
+    train_seconds = outcome.train_seconds
+    # Saving, the translations and the export use a copy with ordinary variables, built
+    # outside the strategy's scope (see distribution.unreplicated_copy); by default the model.
+    trained = distribution.unreplicated_copy(model, strategy, build)
+    if trained is not model:
+        service = TranslationService(trained, source_tokenizer, target_tokenizer, decoding)
+    if chief:
+        trained.save(os.path.join(workdir, "model.keras"))
+    validation_loss = outcome.validation_loss
+    validation_accuracy = outcome.validation_logs["accuracy"]
     log(
         f"Validation loss {validation_loss:.4f} nats/token, token accuracy "
         f"{100 * validation_accuracy:.2f}% ({train_seconds:.0f} s of training)."
     )
 
-    service = TranslationService(model, source_tokenizer, target_tokenizer, decoding)
     translator = greedy_translator(service.signatures(), max_new_tokens=decoding.max_new_tokens)
     # Character-level targets have no spaces to split words at: BLEU over characters.
     bleu_tokenize = "char" if target_tokenizer.level == "character" else "13a"
@@ -211,7 +234,7 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
         log(f"--- {source!r} -> {hypothesis!r} (reference {target!r})")
 
     export_path = None
-    if config.export:
+    if config.export and chief:
         export_path = export_service(
             service,
             config.export_dir,
@@ -226,8 +249,11 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
             },
         )
         log(f"Exported SavedModel to {export_path}")
+    if not chief:
+        shutil.rmtree(files, ignore_errors=True)
+    distribution.wait_for_workers(strategy)
     return TranslationTrainResult(
-        model=model,
+        model=trained,
         source_tokenizer=source_tokenizer,
         target_tokenizer=target_tokenizer,
         service=service,
@@ -238,3 +264,22 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
         samples=samples,
         export_path=export_path,
     )
+
+
+# Target tokens of the translations printed after each epoch: enough for a sentence.
+_EPOCH_SAMPLE_TOKENS = 64
+
+
+def _epoch_sampler(service, sources, decoding):
+    """`() -> lines`: greedy translations of `sources` (validation sources) by the live model."""
+    translate = greedy_translator(
+        service.signatures(), max_new_tokens=min(decoding.max_new_tokens, _EPOCH_SAMPLE_TOKENS)
+    )
+
+    def sample():
+        return [
+            f"{source!r} -> {translation!r}"
+            for source, translation in zip(sources, translate(sources), strict=True)
+        ]
+
+    return sample

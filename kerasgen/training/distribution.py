@@ -1,0 +1,435 @@
+"""Training on several devices or machines: `--strategy=default|mirrored|multi_worker|tpu`.
+
+- `default`: TensorFlow's default strategy, one device (what a run without the flag does).
+- `mirrored`: `tf.distribute.MirroredStrategy` over this machine's GPUs, or its logical CPU
+  devices when it has no GPU.
+- `multi_worker`: `tf.distribute.MultiWorkerMirroredStrategy` over the machines that the
+  `TF_CONFIG` environment variable lists, one process per machine.
+- `tpu`: `tf.distribute.TPUStrategy` on the TPU at `--tpu` (`grpc://host:port`, a Cloud TPU
+  name, or `local` on a TPU VM).
+
+Every strategy is synchronous data parallelism: the model's variables are mirrored on every
+replica, each step splits one batch of `TrainConfig.batch_size` windows (the GLOBAL batch) across
+the replicas, and the gradients are summed across them before one update. So a run gives
+the same loss for the same global batch whatever the replica count (once the Keras 3 traps
+patched at the end of this module are out of the way).
+
+`TF_CONFIG` is JSON naming the cluster and this process's place in it, e.g. for the second of
+two workers:
+
+    {"cluster": {"worker": ["10.0.0.1:2222", "10.0.0.2:2222"]},
+     "task": {"type": "worker", "index": 1}}
+
+The chief (the `chief` task, or worker 0 when the cluster has no `chief` job) alone writes the
+work folder's files and the export; every worker takes part in every collective step
+(training, evaluation), since each step waits for all of them.
+"""
+
+import json
+import os
+import re
+import socket
+import tempfile
+
+import tensorflow as tf
+
+from kerasgen.errors import UserInputError
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+# The jobs of a TF_CONFIG cluster that MultiWorkerMirroredStrategy trains with.
+_WORKER_JOBS = ("chief", "worker")
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/]+):(\d+)$")  # host:port, [IPv6]:port
+_TPU_CONNECT_TIMEOUT_SECONDS = 10  # TensorFlow waits forever for an unreachable TPU worker
+_STRATEGIES_MADE = {}  # (name, tpu) -> the strategy this process made (see make_strategy)
+
+
+class DistributionError(UserInputError):
+    """A strategy cannot be set up as asked: a bad `TF_CONFIG`, `--tpu` or `--strategy`."""
+
+
+def parse_tf_config(text):
+    """Reads and checks a `TF_CONFIG` value for `MultiWorkerMirroredStrategy`.
+
+    Args:
+        text: the environment variable's value.
+
+    Returns:
+        The parsed dict: `{"cluster": {job: [address, ...]}, "task": {"type", "index"}}`.
+
+    Raises:
+        DistributionError: one line naming the field at fault: not JSON, not an object,
+            missing `cluster` or `task`, a job other than chief and worker, an address that is
+            not `host:port`, more than one chief, a task type not in the cluster, an index out
+            of range.
+    """
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DistributionError(f"TF_CONFIG is not JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise DistributionError(f"TF_CONFIG must be a JSON object, not {type(config).__name__}")
+    if "cluster" not in config:
+        raise DistributionError('TF_CONFIG has no "cluster" (the job name -> addresses map)')
+    if "task" not in config:
+        raise DistributionError(
+            'TF_CONFIG has no "task" (this process\'s {"type": ..., "index": ...})'
+        )
+    cluster, task = config["cluster"], config["task"]
+    if not isinstance(cluster, dict) or not cluster:
+        raise DistributionError(
+            'TF_CONFIG "cluster" must map job names to lists of "host:port" addresses'
+        )
+    for job, addresses in cluster.items():
+        if job not in _WORKER_JOBS:
+            raise DistributionError(
+                f'TF_CONFIG "cluster" has job {job!r}; the multi_worker strategy uses '
+                f"{' and '.join(_WORKER_JOBS)} only"
+            )
+        if not isinstance(addresses, list) or not addresses:
+            raise DistributionError(
+                f'TF_CONFIG "cluster.{job}" must be a non-empty list of "host:port" addresses'
+            )
+        for position, address in enumerate(addresses):
+            match = _ADDRESS.match(address) if isinstance(address, str) else None
+            if match is None or not 0 < int(match.group(2)) < 65536:
+                raise DistributionError(
+                    f'TF_CONFIG "cluster.{job}[{position}]" is {address!r}, not a "host:port" '
+                    "address"
+                )
+    if len(cluster.get("chief", [])) > 1:
+        raise DistributionError('TF_CONFIG "cluster.chief" must hold one address')
+    all_addresses = [address for addresses in cluster.values() for address in addresses]
+    if len(set(all_addresses)) < len(all_addresses):
+        raise DistributionError('TF_CONFIG "cluster" lists an address twice')
+    if not isinstance(task, dict):
+        raise DistributionError('TF_CONFIG "task" must be an object: {"type": ..., "index": ...}')
+    if "type" not in task:
+        raise DistributionError('TF_CONFIG "task" has no "type" (e.g. "worker")')
+    if task["type"] not in cluster:
+        raise DistributionError(
+            f'TF_CONFIG "task.type" is {task["type"]!r}, not a job of "cluster" '
+            f"({', '.join(cluster)})"
+        )
+    index = task.get("index")
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise DistributionError(
+            f'TF_CONFIG "task.index" must be an integer, not {index!r}'
+            if "index" in task
+            else 'TF_CONFIG "task" has no "index"'
+        )
+    size = len(cluster[task["type"]])
+    if not 0 <= index < size:
+        raise DistributionError(
+            f'TF_CONFIG "task.index" is {index}, out of range for the {size} '
+            f'"{task["type"]}" address{"es" if size > 1 else ""}'
+        )
+    return config
+
+
+def is_chief_task(task_type, task_index, jobs):
+    """Whether a task is the cluster's chief: the `chief` task, or worker 0 without one.
+
+    Args:
+        task_type: e.g. "worker".
+        task_index: the task's index within its job.
+        jobs: the cluster's job names.
+    """
+    if "chief" in jobs:
+        return task_type == "chief"
+    return task_type == "worker" and task_index == 0
+
+
+def make_strategy(name, *, tpu=None):
+    """The `tf.distribute.Strategy` called `name`.
+
+    `multi_worker` must be made before TensorFlow runs anything in the process (it configures
+    the collective ops), so trainers call this first.
+
+    Args:
+        name: one of `STRATEGIES`.
+        tpu: for `tpu`, the TPU's address: `grpc://host:port`, a Cloud TPU name, or `local`.
+
+    Returns:
+        The strategy; `tf.distribute.get_strategy()` (the default one) for `default`. A
+        process makes each strategy once and returns it again to later calls: two strategies
+        of the same devices in one process number their collective operations alike, and
+        TensorFlow then mixes up the second's with the first's ("Shape mismatch in the
+        collective instance").
+
+    Raises:
+        DistributionError: unknown name; `--tpu` without `--strategy=tpu` or the reverse; an
+            unreachable TPU; `multi_worker` without `TF_CONFIG`, or with a malformed one.
+    """
+    if name not in STRATEGIES:
+        raise DistributionError(
+            f"Unknown strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}"
+        )
+    if tpu and name != "tpu":
+        raise DistributionError(f"--tpu={tpu} is given, but --strategy is {name}, not tpu")
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if (name, tpu) in _STRATEGIES_MADE:
+        return _STRATEGIES_MADE[name, tpu]
+    if name == "mirrored":
+        # Without GPUs, TensorFlow would mirror onto CPU:0 alone; the logical CPU devices (one
+        # unless configured) let a CPU-only machine test the multi-replica path.
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([device.name for device in devices])
+    elif name == "multi_worker":
+        strategy = _multi_worker_strategy()
+    else:
+        strategy = _tpu_strategy(tpu)
+    install_keras_trainer_fixes()
+    install_keras_clipping_fix()
+    _STRATEGIES_MADE[name, tpu] = strategy
+    return strategy
+
+
+def _multi_worker_strategy():
+    if not os.environ.get("TF_CONFIG"):
+        raise DistributionError(
+            "--strategy=multi_worker needs the TF_CONFIG environment variable (the cluster's "
+            'addresses and this process\'s task, e.g. {"cluster": {"worker": ["host1:2222", '
+            '"host2:2222"]}, "task": {"type": "worker", "index": 0}})'
+        )
+    parse_tf_config(os.environ["TF_CONFIG"])
+    try:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    except RuntimeError as error:
+        if "program startup" not in str(error):
+            raise
+        raise DistributionError(
+            "--strategy=multi_worker must be set up before TensorFlow runs anything in the "
+            "process; start training in a fresh process"
+        ) from None
+
+
+def _tpu_strategy(address):
+    if not address:
+        raise DistributionError(
+            "--strategy=tpu needs --tpu: grpc://host:port, a Cloud TPU name, or local on a TPU VM"
+        )
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=address)
+        master = resolver.master()
+    except Exception as error:  # noqa: BLE001 - Cloud lookups raise many kinds
+        raise DistributionError(f"--tpu={address}: cannot find the TPU ({error})") from None
+    if master.startswith("grpc://"):
+        _check_reachable(address, master[len("grpc://") :])
+    try:
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (tf.errors.OpError, ValueError, RuntimeError) as error:
+        reason = (str(error).strip() or repr(error)).splitlines()[0].split(". ")[0]
+        raise DistributionError(f"--tpu={address}: no usable TPU ({reason})") from None
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def _check_reachable(flag_value, host_port):
+    """TensorFlow blocks forever connecting to an unreachable TPU worker: try TCP first."""
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection(
+            (host.strip("[]"), int(port)), timeout=_TPU_CONNECT_TIMEOUT_SECONDS
+        ):
+            pass
+    except (OSError, ValueError) as error:
+        raise DistributionError(
+            f"--tpu={flag_value}: the TPU at {host_port} is unreachable ({error})"
+        ) from None
+
+
+def is_default(strategy):
+    """Whether `strategy` is TensorFlow's default (no distribution); call outside any scope."""
+    return strategy is tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on a non-chief worker of
+    a `MultiWorkerMirroredStrategy` (see `is_chief_task`)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return True
+    jobs = resolver.cluster_spec().jobs
+    if not jobs:  # a single worker without TF_CONFIG
+        return True
+    return is_chief_task(resolver.task_type, resolver.task_id, jobs)
+
+
+def num_replicas(strategy):
+    """Replicas each global batch is split across (devices on every worker)."""
+    return strategy.num_replicas_in_sync
+
+
+def check_global_batch(batch_size, strategy):
+    """Refuses a global batch that does not split evenly across the replicas.
+
+    Raises:
+        DistributionError: `batch_size` is not a multiple of the replica count.
+    """
+    replicas = num_replicas(strategy)
+    if batch_size % replicas:
+        raise DistributionError(
+            f"--batch_size={batch_size} is the global batch and must split evenly across the "
+            f"{replicas} replicas; use a multiple of {replicas}"
+        )
+
+
+def shard_by_data(dataset):
+    """`dataset` sharded by batch across workers when a strategy distributes it.
+
+    The pipelines build their examples from in-memory strings, with no files to shard, so
+    tf.data's default (AUTO: files first) would fall back to DATA with a warning per dataset.
+    DATA gives each worker its share of every global batch. Without a strategy the option
+    does nothing.
+    """
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def wait_for_workers(strategy):
+    """Returns when every worker of a multi-worker run has called it (a collective sum); at
+    once otherwise. Called at the end of a run: the chief hosts the cluster's coordination
+    service, and a worker still running when the chief exits fails its heartbeats."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+
+    @tf.function  # run eagerly, the strategy warns of its overhead
+    def count_workers():
+        ones = strategy.run(lambda: tf.constant(1.0))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, ones, axis=None)
+
+    count_workers()
+
+
+def scratch_folder():
+    """A temporary folder for a non-chief worker's files (its tokenizer), which must not land
+    in the shared work folder; the caller removes it."""
+    return tempfile.mkdtemp(prefix="kerasgen-worker-")
+
+
+def unreplicated_copy(model, strategy, build):
+    """The trained model with ordinary variables, for saving, sampling and exporting.
+
+    Under a strategy the model's variables are distributed (`MirroredVariable`, TPU
+    variables), which an export should not depend on. So the weights are copied into a fresh
+    model built outside the strategy's scope, whose variables are ordinary ones whatever the
+    strategy. Under the default strategy, `model` itself is returned.
+
+    Args:
+        model: the trained model.
+        strategy: the run's strategy.
+        build: a function of no arguments returning a freshly built model of the same
+            architecture (its variables are created here, outside any strategy scope).
+    """
+    if is_default(strategy):
+        return model
+    copy = build()
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def install_keras_trainer_fixes():
+    """Works around two Keras 3 (3.15) problems of `fit` and `evaluate` under a strategy.
+
+    (1) Before the first step, Keras's TensorFlow trainer takes one batch from the
+    distributed dataset only to learn its shapes (`_maybe_symbolic_build`), then starts the
+    epoch on a new iterator. A dataset that reshuffles each iteration (the training data)
+    therefore trains on its second shuffle order, not the order one device sees. Under
+    MultiWorkerMirroredStrategy that peek fails outright: Keras reduces the batch with
+    `strategy.reduce`, which the multi-worker strategy cannot do for it ("Attempt to convert a
+    value (PerReplica ...)", keras-team/keras#20585, tensorflow/tensorflow#72388). The fix
+    builds from the dataset's `element_spec`, which holds the shapes without reading data.
+    (2) Multi-worker only: each step's scalar logs are reduced with
+    `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars ("Invalid reduction dimension
+    0 for input with 0 dimensions"); the fix takes the mean across replicas with `axis=None`.
+    Without a strategy, Keras's own code runs. Idempotent.
+    """
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tensorflow_trainer
+
+    if getattr(tensorflow_trainer, "_kerasgen_trainer_fixes", False):
+        return
+    original_reduce = tensorflow_trainer.reduce_per_replica
+    trainer_class = tensorflow_trainer.TensorFlowTrainer
+    original_build = trainer_class._maybe_symbolic_build
+
+    def reduce_per_replica(values, strategy, reduction):
+        multi_worker = tensorflow_trainer._collective_all_reduce_multi_worker(strategy)
+        if multi_worker and reduction in ("auto", "mean"):
+            return tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return original_reduce(values, strategy, reduction)
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if iterator is None or strategy is None:
+            return original_build(self, iterator=iterator, data_batch=data_batch)
+        # [batch, ...] shapes and dtypes of (inputs, targets[, weights]), as TensorSpecs.
+        specs = iterator.data_adapter.get_tf_dataset().element_spec
+        with strategy.scope():
+            self._symbolic_build(data_batch=specs)
+
+    tensorflow_trainer.reduce_per_replica = reduce_per_replica
+    trainer_class._maybe_symbolic_build = maybe_symbolic_build
+    tensorflow_trainer._kerasgen_trainer_fixes = True
+
+
+def install_keras_clipping_fix():
+    """Makes Keras 3 (3.15) clip the gradient of the global batch, not each replica's share.
+
+    Keras's TensorFlow optimizer clips (`clipnorm`, `global_clipnorm`) in `apply`, before
+    `_backend_update_step` sums the replicas' gradients. A replica's gradient is its share of
+    the global batch's (Keras divides the loss by the replica count), so clipping it there
+    clips at a threshold that grows with the replica count, and a strategy no longer trains
+    like one device on the same global batch. The fix sums the gradients across replicas
+    (one more all-reduce per step), computes the clipping factors from the sums as Keras
+    would, and scales each replica's own gradient by them; Keras's all-reduce then adds up
+    exactly the clipped global gradient. Scaling the replica's own gradient (rather than
+    handing back a share of the sum) keeps the embedding's sparse gradients as Keras would
+    build them on one device, which Adam's sparse update is sensitive to. `clipvalue`
+    (element-wise, which kerasgen does not use) is left to Keras. Only steps inside a
+    strategy of more than one replica with norm clipping change. Idempotent.
+    """
+    from keras.src.backend.tensorflow import optimizer as tensorflow_optimizer
+
+    optimizer_class = tensorflow_optimizer.TFOptimizer
+    if getattr(optimizer_class, "_kerasgen_clipping_fix", False):
+        return
+    original_clip = optimizer_class._clip_gradients
+
+    def values(gradient):
+        return gradient.values if isinstance(gradient, tf.IndexedSlices) else gradient
+
+    def clip_by_norm(gradient, factor):  # tf.clip_by_norm keeps sparse gradients sparse
+        factor = tf.cast(factor, gradient.dtype)
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.IndexedSlices(
+                gradient.values * factor, gradient.indices, gradient.dense_shape
+            )
+        return gradient * factor
+
+    def clip_gradients(self, grads):
+        context = tf.distribute.get_replica_context()
+        norm_clipping = (self.clipnorm or 0) > 0 or (self.global_clipnorm or 0) > 0
+        if not norm_clipping or context is None or context.num_replicas_in_sync == 1:
+            return original_clip(self, grads)
+        present = [g for g in grads if g is not None]
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, present)  # the global gradient
+        squares = [tf.reduce_sum(tf.square(tf.cast(values(g), tf.float32))) for g in summed]
+        if (self.clipnorm or 0) > 0:  # each variable's gradient, as tf.clip_by_norm does
+            clipped = [
+                clip_by_norm(g, self.clipnorm / tf.maximum(tf.sqrt(s), self.clipnorm))
+                for g, s in zip(present, squares, strict=True)
+            ]
+        else:  # all together, as keras's clip_by_global_norm does (sparse gradients turn dense)
+            norm = tf.sqrt(tf.add_n(squares))
+            clip = self.global_clipnorm
+            factor = clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)  # NaN stays NaN
+            clipped = [g * tf.cast(factor, g.dtype) for g in present]
+        clipped = iter(clipped)
+        return [None if g is None else next(clipped) for g in grads]
+
+    optimizer_class._clip_gradients = clip_gradients
+    optimizer_class._kerasgen_clipping_fix = True
