@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import tensorflow as tf
 
 from kerasgen.data.parallel_corpus import (
@@ -56,10 +57,12 @@ def evaluate_export(
     max_new_tokens=128,
     plot_path=None,
     num_plots=3,
+    show_progress=True,
     log=print,
 ):
     """Evaluates an export's greedy (`translate`, temperature 0) and beam (`beam_search`, best
-    hypothesis) translations: exact match, BLEU and chrF per split, printed as a table.
+    hypothesis) translations: exact match, BLEU and chrF per split, printed as a table, with a
+    progress bar per split and decoding unless `show_progress` is False.
 
     Returns:
         The rows `[(split label, "greedy" | "beam", quality dict, examples)]`.
@@ -82,8 +85,15 @@ def evaluate_export(
     for label, pairs in data.items():
         pairs = pairs[:max_examples]
         for decoding, translator in translators.items():
+            log(f"{label}, {decoding}:")
             quality, _ = evaluate_translator(
-                translator, pairs, batch_size=batch_size, bleu_tokenize=bleu_tokenize
+                translator,
+                pairs,
+                batch_size=batch_size,
+                bleu_tokenize=bleu_tokenize,
+                progress=keras.utils.Progbar(len(pairs), unit_name="pair")
+                if show_progress
+                else None,
             )
             rows.append((label, decoding, quality, len(pairs)))
     log(format_quality_table(rows))

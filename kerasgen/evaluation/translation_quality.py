@@ -51,11 +51,17 @@ def beam_translator(signatures, *, length_penalty=0.6):
     return translate
 
 
-def translate_in_batches(translator, sources, batch_size=256):
-    """`translator` over `sources` in batches of `batch_size`, in order."""
+def translate_in_batches(translator, sources, batch_size=256, progress=None):
+    """`translator` over `sources` in batches of `batch_size`, in order.
+
+    `progress`: optional `keras.utils.Progbar`-like object, advanced with `add(n)` per batch.
+    """
     hypotheses = []
     for start in range(0, len(sources), batch_size):
-        hypotheses.extend(translator(list(sources[start : start + batch_size])))
+        batch = list(sources[start : start + batch_size])
+        hypotheses.extend(translator(batch))
+        if progress is not None:
+            progress.add(len(batch))
     return hypotheses
 
 
@@ -78,11 +84,11 @@ def translation_quality(hypotheses, references, *, bleu_tokenize="13a"):
     }
 
 
-def evaluate_translator(translator, pairs, *, batch_size=256, bleu_tokenize="13a"):
+def evaluate_translator(translator, pairs, *, batch_size=256, bleu_tokenize="13a", progress=None):
     """Quality of `translator` on (source, target) pairs, and its hypotheses."""
     sources = [source for source, _ in pairs]
     references = [target for _, target in pairs]
-    hypotheses = translate_in_batches(translator, sources, batch_size)
+    hypotheses = translate_in_batches(translator, sources, batch_size, progress)
     return translation_quality(hypotheses, references, bleu_tokenize=bleu_tokenize), hypotheses
 
 
