@@ -16,7 +16,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 
 import keras
 import tensorflow as tf
@@ -27,11 +26,12 @@ from kerasgen.data.pipeline import count_tokens, language_model_dataset
 from kerasgen.errors import UserInputError
 from kerasgen.models import build_model, get_preset
 from kerasgen.models.presets import is_translation_model
-from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
+from kerasgen.serving import DecodingConfig, LanguageModelService
 from kerasgen.training import distribution
 from kerasgen.training.fitting import fit_model
 from kerasgen.training.init_from import initialize_from, install_tokenizer, load_pretrained
 from kerasgen.training.optimizers import build_optimizer, learning_rate_schedule
+from kerasgen.training.run_output import export_and_release, save_trained
 
 
 class WorkdirMismatchError(UserInputError):
@@ -258,11 +258,9 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         )
     # Saving, the samples and the export use a copy with ordinary variables, built outside
     # the strategy's scope (see distribution.unreplicated_copy); the model itself by default.
-    trained = distribution.unreplicated_copy(model, strategy, build)
+    trained = save_trained(model, strategy, build, workdir, chief=chief)
     if trained is not model:
         service = LanguageModelService(trained, tokenizer, decoding)
-    if chief:
-        trained.save(os.path.join(workdir, "model.keras"))
 
     validation_loss = outcome.validation_loss
     perplexity = math.exp(validation_loss)
@@ -287,22 +285,15 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         for prompt, text in samples:
             log(f"--- sample (prompt {prompt!r}):\n{prompt}{text}")
 
-    export_path = None
-    if config.export and chief:
-        export_path = export_service(
-            service,
-            config.export_dir,
-            config.model,
-            metadata={
-                "train_config": dataclasses.asdict(config),
-                "corpus": corpus.name,
-                "validation_loss": validation_loss,
-            },
-        )
-        log(f"Exported SavedModel to {export_path}")
-    if not chief:
-        shutil.rmtree(files, ignore_errors=True)
-    distribution.wait_for_workers(strategy)
+    export_path = export_and_release(
+        service,
+        config,
+        strategy,
+        chief=chief,
+        scratch=files,
+        metadata={"corpus": corpus.name, "validation_loss": validation_loss},
+        log=log,
+    )
     return TrainResult(
         model=trained,
         tokenizer=tokenizer,

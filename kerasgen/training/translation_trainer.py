@@ -17,7 +17,6 @@
 
 import dataclasses
 import os
-import shutil
 
 import keras
 
@@ -26,10 +25,11 @@ from kerasgen.data.parallel_corpus import load_parallel_corpus
 from kerasgen.data.translation_pipeline import translation_dataset
 from kerasgen.evaluation.translation_quality import evaluate_translator, greedy_translator
 from kerasgen.models.presets import build_translation_model, get_preset
-from kerasgen.serving import DecodingConfig, export_service
+from kerasgen.serving import DecodingConfig
 from kerasgen.serving.translation_service import TranslationService
 from kerasgen.training import distribution
 from kerasgen.training.fitting import fit_model
+from kerasgen.training.run_output import export_and_release, save_trained
 from kerasgen.training.trainer import _check_workdir
 
 # The export's decoding for translation: greedy by default (temperature 0), room for long
@@ -201,11 +201,9 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
     train_seconds = outcome.train_seconds
     # Saving, the translations and the export use a copy with ordinary variables, built
     # outside the strategy's scope (see distribution.unreplicated_copy); by default the model.
-    trained = distribution.unreplicated_copy(model, strategy, build)
+    trained = save_trained(model, strategy, build, workdir, chief=chief)
     if trained is not model:
         service = TranslationService(trained, source_tokenizer, target_tokenizer, decoding)
-    if chief:
-        trained.save(os.path.join(workdir, "model.keras"))
     validation_loss = outcome.validation_loss
     validation_accuracy = outcome.validation_logs["accuracy"]
     log(
@@ -233,25 +231,21 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
     for source, target, hypothesis in samples:
         log(f"--- {source!r} -> {hypothesis!r} (reference {target!r})")
 
-    export_path = None
-    if config.export and chief:
-        export_path = export_service(
-            service,
-            config.export_dir,
-            config.model,
-            metadata={
-                "train_config": dataclasses.asdict(config),
-                "corpus": corpus.name,
-                "source_tokenizer": source_tokenizer.get_config(),
-                "target_tokenizer": target_tokenizer.get_config(),
-                "validation_loss": validation_loss,
-                "exact_match": exact_match,
-            },
-        )
-        log(f"Exported SavedModel to {export_path}")
-    if not chief:
-        shutil.rmtree(files, ignore_errors=True)
-    distribution.wait_for_workers(strategy)
+    export_path = export_and_release(
+        service,
+        config,
+        strategy,
+        chief=chief,
+        scratch=files,
+        metadata={
+            "corpus": corpus.name,
+            "source_tokenizer": source_tokenizer.get_config(),
+            "target_tokenizer": target_tokenizer.get_config(),
+            "validation_loss": validation_loss,
+            "exact_match": exact_match,
+        },
+        log=log,
+    )
     return TranslationTrainResult(
         model=trained,
         source_tokenizer=source_tokenizer,
