@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import tensorflow as tf
 
 from kerasgen.data.corpus import CorpusError
+from kerasgen.data.prefetching import prefetched
 
 TokenizeFn = Callable[[tf.Tensor], tf.RaggedTensor]
 
@@ -171,7 +172,7 @@ def language_model_dataset(
     )
     if repeat:
         batches = batches.repeat()
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return prefetched(batches)
 
 
 def _document_batches(documents: Sequence[str]) -> tf.data.Dataset:

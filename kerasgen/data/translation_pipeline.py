@@ -19,6 +19,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from kerasgen.data.corpus import CorpusError
+from kerasgen.data.prefetching import prefetched
 
 _TOKENIZE_BATCH = 512
 # Bucket edges in tokens (the longer of source and target): pairs of similar length share a
@@ -111,4 +112,4 @@ def translation_dataset(
         weights = tf.cast(target_out != 0, tf.float32)
         return (source, target_in), target_out, weights
 
-    return data.map(to_keras).prefetch(tf.data.AUTOTUNE)
+    return prefetched(data.map(to_keras))

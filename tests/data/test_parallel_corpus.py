@@ -47,6 +47,7 @@ def test_pipeline_pads_buckets_and_weights_real_tokens_only(tmp_path):
         pairs, source.tokenize, target.tokenize, batch_size=4, start_id=1, end_id=2,
         shuffle=True, bucket_boundaries=(10, 30),
     )  # fmt: skip
+    assert data.options().autotune.enabled is False  # see kerasgen/data/prefetching.py
     seen = 0
     for (source_ids, target_in), target_out, weights in data:
         source_ids, target_in, target_out = (
