@@ -133,7 +133,7 @@ def test_bad_sizes_are_clear_errors_at_construction(arguments, message):
         GPT(**{**TINY, **arguments})
 
 
-@pytest.mark.parametrize("name", ["gpt_tiny", "gpt_baby", "gpt", "gpt_base"])
+@pytest.mark.parametrize("name", ["gpt_tiny", "gpt_baby", "gpt_fast", "gpt", "gpt_base"])
 def test_every_gpt_preset_builds(name):
     model = build_model(name, 9)
     assert model(tf.zeros([1, 3], tf.int32)).shape == (1, 3, 9)
