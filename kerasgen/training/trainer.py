@@ -184,7 +184,14 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         )
         return distribution.shard_by_data(dataset)
 
-    train_data = make_train_data()
+    # Built now, so a corpus too small for one batch stops the run before the model is built;
+    # the first `fit` call trains on this one, later calls (a resume) on fresh ones.
+    unused_train_data = [make_train_data()]
+    epoch_batches = len(unused_train_data[0]) if not repeat else None
+
+    def train_data():
+        return unused_train_data.pop() if unused_train_data else make_train_data()
+
     # A small file's validation part may hold fewer windows than a batch: shrink its batches.
     validation_windows = count_tokens(corpus.validation, tokenizer.tokenize) // (config.seq_len + 1)
     validation_data = language_model_dataset(
@@ -211,7 +218,7 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
         if pretrained is not None:
             initialize_from(model, pretrained, config.model)
             log(f"Initialised from the {pretrained.kind} {config.init_from}.")
-        epoch_steps = config.steps_per_epoch or len(train_data)
+        epoch_steps = config.steps_per_epoch or epoch_batches
         learning_rate = learning_rate_schedule(
             config.learning_rate,
             schedule=config.schedule,
@@ -242,7 +249,7 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
     prompts = sample_prompts(corpus, config.num_samples)
     outcome = fit_model(
         model,
-        make_train_data,
+        train_data,
         validation_data,
         config,
         workdir,
