@@ -107,20 +107,9 @@ def test_an_unreachable_tpu_says_so():
         make_strategy("tpu", tpu=f"grpc://127.0.0.1:{port}")
 
 
-def _train_cli(*flags, env=None, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "kerasgen.train", *flags],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        env=env,
-    )
-
-
-def test_command_line_reports_a_malformed_tf_config_in_one_line(tmp_path, monkeypatch):
+def test_command_line_reports_a_malformed_tf_config_in_one_line(tmp_path, monkeypatch, train_cli):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:2222"]}}')
-    result = _train_cli(
+    result = train_cli(
         "--strategy=multi_worker", "--model=text_generator_tiny", f"--workdir={tmp_path / 'w'}",
         cwd=str(tmp_path),
     )  # fmt: skip
@@ -133,8 +122,8 @@ def test_command_line_reports_a_malformed_tf_config_in_one_line(tmp_path, monkey
     assert not (tmp_path / "w").exists()  # refused before any work
 
 
-def test_command_line_lists_the_valid_strategies(tmp_path):
-    result = _train_cli("--strategy=nope", cwd=str(tmp_path))
+def test_command_line_lists_the_valid_strategies(tmp_path, train_cli):
+    result = train_cli("--strategy=nope", cwd=str(tmp_path))
     assert result.returncode != 0
     assert "<default|mirrored|multi_worker|tpu>" in result.stderr
 

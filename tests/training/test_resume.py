@@ -138,6 +138,20 @@ def _interrupt_at_epoch_end(epoch):
     return sample
 
 
+def _fit_interrupted_at_epoch_end(epoch, make_data, validation, config, workdir, log):
+    """Runs `fit_model` on a fresh model until `_interrupt_at_epoch_end(epoch)` stops it."""
+    with pytest.raises(_Interrupt):
+        fit_model(
+            _regression_model(),
+            make_data,
+            validation,
+            config,
+            workdir,
+            sample_fn=_interrupt_at_epoch_end(epoch),
+            log=log,
+        )
+
+
 @pytest.mark.parametrize("steps_per_epoch", [None, 8], ids=["one-pass-epochs", "repeated"])
 def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tmp_path, steps_per_epoch):
     config = TrainConfig(
@@ -153,16 +167,7 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tmp_path, steps
     assert (outcome.global_step, outcome.optimizer_steps, outcome.resumed_from) == (24, 24, None)
 
     workdir = str(tmp_path / "b")
-    with pytest.raises(_Interrupt):
-        fit_model(
-            _regression_model(),
-            make_data,
-            validation,
-            config,
-            workdir,
-            sample_fn=_interrupt_at_epoch_end(1),
-            log=logs.append,
-        )
+    _fit_interrupted_at_epoch_end(1, make_data, validation, config, workdir, logs.append)
     # Backups after 3, 6, 8 (epoch end), 11 and 14 steps: the last is inside epoch 2.
     state = json.loads((tmp_path / "b" / "backup" / "state.json").read_text())
     assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 6, 14)
@@ -184,16 +189,7 @@ def test_a_backup_of_other_data_settings_is_a_one_line_error(tmp_path):
     config = TrainConfig(epochs=2, checkpoint_every_steps=3, verbose=0)
     make_data, validation = _regression_data(repeat=False)
     workdir = str(tmp_path / "w")
-    with pytest.raises(_Interrupt):
-        fit_model(
-            _regression_model(),
-            make_data,
-            validation,
-            config,
-            workdir,
-            sample_fn=_interrupt_at_epoch_end(0),
-            log=lambda *_: None,
-        )
+    _fit_interrupted_at_epoch_end(0, make_data, validation, config, workdir, lambda *_: None)
     other = TrainConfig(epochs=2, checkpoint_every_steps=3, verbose=0, batch_size=32)
     with pytest.raises(ResumeMismatchError, match="batch_size=64, not 32") as error:
         fit_model(_regression_model(), make_data, validation, other, workdir, log=print)
@@ -212,16 +208,7 @@ def test_early_stopping_counts_on_across_a_resume(tmp_path):
 
     config = TrainConfig(epochs=10, early_stopping_patience=2, checkpoint_every_steps=3, verbose=0)
     workdir = str(tmp_path / "w")
-    with pytest.raises(_Interrupt):
-        fit_model(
-            _regression_model(),
-            make_data,
-            validation,
-            config,
-            workdir,
-            sample_fn=_interrupt_at_epoch_end(1),
-            log=lambda *_: None,
-        )
+    _fit_interrupted_at_epoch_end(1, make_data, validation, config, workdir, lambda *_: None)
     outcome = fit_model(_regression_model(), make_data, validation, config, workdir, log=print)
     assert outcome.resumed_from.epoch == 1 and outcome.resumed_from.best_epoch == 0
     assert outcome.stopped_early and outcome.epochs_trained == 3 and outcome.best_epoch == 0

@@ -1,8 +1,6 @@
 """One tiny training run through the function the entry point calls, and the command line."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
@@ -72,16 +70,6 @@ def test_a_workdir_of_another_model_is_refused(corpus_file, tmp_path):
         )
 
 
-def _train_cli(*flags, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "kerasgen.train", *flags],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
-
-
 @pytest.mark.parametrize(
     "content,problem",
     [
@@ -93,11 +81,11 @@ def _train_cli(*flags, cwd):
         (b"a few words, fewer than one batch of training windows.\n" * 3, "too small"),
     ],
 )
-def test_bad_data_path_is_one_line_and_nonzero_exit(tmp_path, content, problem):
+def test_bad_data_path_is_one_line_and_nonzero_exit(tmp_path, content, problem, train_cli):
     path = tmp_path / "data.txt"
     if content is not None:
         path.write_bytes(content)
-    result = _train_cli(
+    result = train_cli(
         f"--data_path={path}",
         f"--workdir={tmp_path / 'w'}",
         "--model=text_generator_tiny",
@@ -112,7 +100,7 @@ def test_bad_data_path_is_one_line_and_nonzero_exit(tmp_path, content, problem):
     assert "Traceback" not in result.stderr
 
 
-def test_unknown_model_lists_the_valid_names(tmp_path):
-    result = _train_cli("--model=nope", cwd=str(tmp_path))
+def test_unknown_model_lists_the_valid_names(tmp_path, train_cli):
+    result = train_cli("--model=nope", cwd=str(tmp_path))
     assert result.returncode != 0
     assert "text_generator" in result.stderr and "text_generator_gru" in result.stderr
