@@ -1,4 +1,4 @@
-"""GPT on Tiny Shakespeare: time to nanoGPT's "baby GPT" loss, and quality in a 10-minute budget.
+"""Tiny Shakespeare: the GPT's time to nanoGPT's "baby GPT" loss; the zoo's best in 10 minutes.
 
 The acceptance benchmark of the GPT issue. Every figure is measured from the command line a user
 would type (`python -m kerasgen.train ...` in a subprocess, wall time from launch to exit, so
@@ -18,9 +18,12 @@ Runs, one after the other in one invocation (`--runs` picks a subset):
    width) with its own recipe: `python -m kerasgen.train --model=gpt_fast --data_path=...`.
    It runs `--fast_repeats` times (3); the verdict takes the median wall time and the worst
    loss, since one run on a shared machine can be slowed by a neighbour.
-4. **quality in 10 minutes** — the zoo's best preset for the budget (`gpt`), stopped by
-   `--time_budget_seconds` if its step count would overrun; the whole command stays within
-   10 minutes of wall time.
+4. **quality in 10 minutes** — the zoo's best preset for the budget, `text_generator_budget`
+   (a 512-unit GRU `TextGenerator`), stopped by `--time_budget_seconds` if its step count
+   would overrun (its cosine decay then follows the clock, so it ends annealed); the whole
+   command stays within 10 minutes of wall time.
+5. **quality in 10 minutes, GPT** — the same budget for the best GPT preset for it (`gpt`), side
+   by side.
 
 Every run passes `--export=false --num_samples=0` (an export and samples are not training) and
 reports its wall time, final validation loss (nats per character, kerasgen's masked
@@ -32,7 +35,7 @@ The PyTorch reference (nanoGPT, same configuration, this 2-core machine) reaches
 1.886 in 97 s; the targets are kerasgen at or below 1.886 within 0.6 x 97 s = 58 s, and at most
 1.50 in the 10-minute budget.
 
-Usage (from /work/main; ~17 minutes for all runs on 2 cores):
+Usage (from /work/main; ~27 minutes for all runs on 2 cores):
 
     /work/venv/bin/python benchmarks/gpt_shakespeare.py --write_notes
 
@@ -80,8 +83,10 @@ RUNS = {
     "fast_recipe": ["--model=gpt_fast"],
     # Training stops at 560 s at the latest, leaving start-up and the final evaluation within
     # the 10 minutes.
-    "quality_10min": ["--model=gpt", "--time_budget_seconds=560"],
+    "quality_10min": ["--model=text_generator_budget", "--time_budget_seconds=560"],
+    "quality_10min_gpt": ["--model=gpt", "--time_budget_seconds=560"],
 }
+QUALITY_RUNS = ("quality_10min", "quality_10min_gpt")
 
 
 def run(name, data, python):
@@ -140,12 +145,23 @@ def verdicts(results):
             + (f"; median wall time and worst loss of {len(runs)} runs" if len(runs) > 1 else "")
             + ")."
         )
-    if "quality_10min" in by_name:
-        r = by_name["quality_10min"][-1]
-        met = r["loss"] <= QUALITY_TARGET and r["seconds"] <= QUALITY_BUDGET_SECONDS + 30
+    in_budget = [
+        r
+        for name in QUALITY_RUNS
+        for r in by_name.get(name, [])
+        if r["seconds"] <= QUALITY_BUDGET_SECONDS  # launch to exit, start-up included
+    ]
+    if any(name in by_name for name in QUALITY_RUNS):
+        best = min(in_budget, key=lambda r: r["loss"], default=None)
+        met = best is not None and best["loss"] <= QUALITY_TARGET
+        outcome = (
+            f"{best['name']}: {best['loss']:.4f} in {best['seconds']:.0f} s"
+            if best
+            else "no run ended within the budget"
+        )
         lines.append(
-            f"- Quality target (<= {QUALITY_TARGET} in 10 minutes): {'MET' if met else 'NOT MET'}"
-            f" — {r['loss']:.4f} in {r['seconds']:.0f} s."
+            f"- Quality target (<= {QUALITY_TARGET} in 10 minutes, best zoo preset): "
+            f"{'MET' if met else 'NOT MET'} — {outcome}."
         )
     return "\n".join(lines)
 

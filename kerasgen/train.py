@@ -129,7 +129,10 @@ flags.DEFINE_integer(
     lower_bound=1,
 )
 flags.DEFINE_float(
-    "time_budget_seconds", None, "Stop training after this much wall time.", lower_bound=0.0
+    "time_budget_seconds",
+    None,
+    "Stop training after this much wall time; a cosine schedule then decays by the clock too.",
+    lower_bound=0.0,
 )
 flags.DEFINE_string(
     "init_from",

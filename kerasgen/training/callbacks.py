@@ -5,6 +5,8 @@ import time
 
 import keras
 
+from kerasgen.training.optimizers import budgeted_schedule_of
+
 
 class StepTimer(keras.callbacks.Callback):
     """Measures the steady-state time per training step.
@@ -39,18 +41,37 @@ class StepTimer(keras.callbacks.Callback):
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training once `seconds` of wall time have passed since training began."""
+    """Stops training once `seconds` of wall time have passed since `started`.
 
-    def __init__(self, seconds):
+    If the optimizer's learning rate is a `BudgetedSchedule`, it also tells the schedule, before
+    each step, what fraction of the budget is spent.
+
+    Args:
+        seconds: the whole budget.
+        started: `time.monotonic()` when the budget began (one budget can span several `fit`
+            calls); None: when training begins.
+    """
+
+    def __init__(self, seconds, started=None):
         super().__init__()
         self.seconds = seconds
-        self._started = None
+        self._started = started
+        self._schedule = None
         self.stopped_early = False
 
     def on_train_begin(self, logs=None):
-        self._started = time.monotonic()
+        if self._started is None:
+            self._started = time.monotonic()
+        self._schedule = budgeted_schedule_of(self.model.optimizer)
+
+    def _spent(self):
+        return time.monotonic() - self._started
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._schedule is not None:
+            self._schedule.elapsed_fraction.assign(min(1.0, self._spent() / self.seconds))
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self._started >= self.seconds:
+        if self._spent() >= self.seconds:
             self.model.stop_training = True
             self.stopped_early = True

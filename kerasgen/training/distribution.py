@@ -140,6 +140,24 @@ def is_chief_task(task_type, task_index, jobs):
     return task_type == "worker" and task_index == 0
 
 
+def check_time_budget(strategy_name, time_budget_seconds):
+    """Refuses a wall-time budget across machines.
+
+    Each worker would read its own clock: one that stops a step before the others leaves them
+    waiting in a collective, and their learning rates (a `BudgetedSchedule` follows the clock)
+    would differ. One machine's strategies share one clock and are fine.
+
+    Raises:
+        DistributionError: `time_budget_seconds` with `multi_worker`.
+    """
+    if time_budget_seconds and strategy_name == "multi_worker":
+        raise DistributionError(
+            "--time_budget_seconds cannot be used with --strategy=multi_worker (each worker "
+            "would stop by its own clock, at a different step); bound the run with --epochs "
+            "and --steps_per_epoch instead"
+        )
+
+
 def make_strategy(name, *, tpu=None):
     """The `tf.distribute.Strategy` called `name`.
 

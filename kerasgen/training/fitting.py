@@ -174,10 +174,9 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
         # At most two `fit` calls: the rest of an interrupted epoch, then the remaining epochs.
         budget = []
         if config.time_budget_seconds:  # one budget for both calls
-            remaining = config.time_budget_seconds - (time.monotonic() - started)
-            if remaining <= 0:
+            if time.monotonic() - started >= config.time_budget_seconds:
                 break
-            budget = [time_budget := TimeBudget(remaining)]
+            budget = [time_budget := TimeBudget(config.time_budget_seconds, started)]
         partial = state.step_in_epoch > 0
         data, steps = _positioned_data(make_data, state, config, steps_per_execution)
         if resumed_from is not None and not announced:

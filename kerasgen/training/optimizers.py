@@ -1,13 +1,14 @@
 """Optimizers and learning-rate schedules of the training recipes.
 
 - `learning_rate_schedule`: a constant rate, or linear warmup then cosine decay (GPT-2,
-  nanoGPT).
+  nanoGPT); under a wall-time budget, a `BudgetedSchedule` that also follows the clock.
 - `build_optimizer`: Adam (the recurrent models' default) or AdamW whose weight decay applies to
   matrices only (kernels and embeddings; not biases or LayerNorm scales, which decay would pull
   towards zero for no gain), with gradient clipping and, under `mixed_float16`, loss scaling.
 """
 
 import keras
+from keras import ops
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine")
@@ -16,7 +17,62 @@ SCHEDULES = ("constant", "cosine")
 FINAL_LEARNING_RATE_FRACTION = 0.1
 
 
-def learning_rate_schedule(learning_rate, *, schedule, total_steps, warmup_steps=0):
+@keras.saving.register_keras_serializable(package="kerasgen")
+class BudgetedSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A step schedule that advances at least as fast as a wall-time budget is spent.
+
+    A run stopped by `--time_budget_seconds` before its last step would otherwise stop with its
+    learning rate still high, unannealed, which costs more validation loss than the steps it
+    lost (a machine slower than expected, or shared, runs fewer steps). Here the schedule is
+    evaluated at `max(step, elapsed_fraction * total_steps)`: on a fast machine it is the step
+    schedule; on a slow one the decay completes as the budget runs out.
+
+    `elapsed_fraction` is a variable that the `TimeBudget` callback sets before each step
+    (spent budget / whole budget, in [0, 1]); it is read inside the compiled train step. Create
+    the schedule inside the strategy's scope, like the optimizer, so the variable is mirrored.
+
+    Args:
+        schedule: the step schedule (a `LearningRateSchedule`).
+        total_steps: optimizer steps of the whole run, the step at which `schedule` ends.
+    """
+
+    def __init__(self, schedule, total_steps):
+        self.schedule = schedule
+        self.total_steps = total_steps
+        self.elapsed_fraction = keras.Variable(
+            0.0, dtype="float32", trainable=False, name="elapsed_budget_fraction"
+        )
+
+    def __call__(self, step):
+        clock_step = self.elapsed_fraction * float(self.total_steps)
+        return self.schedule(ops.maximum(ops.cast(step, "float32"), clock_step))
+
+    def get_config(self):
+        return {
+            "schedule": keras.optimizers.schedules.serialize(self.schedule),
+            "total_steps": self.total_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        schedule = keras.optimizers.schedules.deserialize(config.pop("schedule"))
+        return cls(schedule, **config)
+
+
+def budgeted_schedule_of(optimizer):
+    """The `BudgetedSchedule` that drives `optimizer`'s learning rate, or None.
+
+    Keras keeps an optimizer's schedule in `_learning_rate` (its public `learning_rate` is the
+    current value), and a `LossScaleOptimizer` keeps the schedule in its inner optimizer.
+    """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    schedule = getattr(optimizer, "_learning_rate", None)
+    return schedule if isinstance(schedule, BudgetedSchedule) else None
+
+
+def learning_rate_schedule(
+    learning_rate, *, schedule, total_steps, warmup_steps=0, time_budget_seconds=None
+):
     """The learning rate as a float or a `keras.optimizers.schedules.LearningRateSchedule`.
 
     Args:
@@ -26,6 +82,9 @@ def learning_rate_schedule(learning_rate, *, schedule, total_steps, warmup_steps
             `FINAL_LEARNING_RATE_FRACTION * learning_rate` at `total_steps`).
         total_steps: optimizer steps of the whole run.
         warmup_steps: steps of linear warmup.
+        time_budget_seconds: the run's wall-time budget, if any: then a warmup or a decay is
+            wrapped in a `BudgetedSchedule`, which completes as the budget runs out even if the
+            run gets fewer than `total_steps` steps.
 
     Raises:
         ValueError: unknown schedule, or warmup longer than the run.
@@ -38,13 +97,16 @@ def learning_rate_schedule(learning_rate, *, schedule, total_steps, warmup_steps
         )
     if schedule == "constant" and not warmup_steps:
         return learning_rate
-    return keras.optimizers.schedules.CosineDecay(
+    step_schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup_steps else learning_rate,
         decay_steps=max(1, total_steps - warmup_steps),
         alpha=FINAL_LEARNING_RATE_FRACTION if schedule == "cosine" else 1.0,
         warmup_target=learning_rate if warmup_steps else None,
         warmup_steps=warmup_steps,
     )
+    if time_budget_seconds:
+        return BudgetedSchedule(step_schedule, total_steps)
+    return step_schedule
 
 
 def build_optimizer(

@@ -134,6 +134,7 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
             f"{', '.join(tokenizers.TOKENIZER_LEVELS)}."
         )
     # First: a multi-worker strategy must be set up before TensorFlow runs anything.
+    distribution.check_time_budget(config.strategy, config.time_budget_seconds)
     strategy = distribution.make_strategy(config.strategy, tpu=config.tpu)
     distribution.check_global_batch(config.batch_size, strategy)
     chief = distribution.is_chief(strategy)
@@ -224,6 +225,7 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
             schedule=config.schedule,
             total_steps=config.epochs * epoch_steps,
             warmup_steps=config.warmup_steps,
+            time_budget_seconds=config.time_budget_seconds,
         )
         model.compile(
             optimizer=build_optimizer(

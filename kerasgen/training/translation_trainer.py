@@ -100,6 +100,7 @@ def train_translation_and_evaluate(config, workdir, *, decoding=None, log=print)
             )
     decoding = decoding or TRANSLATION_DECODING
     # First: a multi-worker strategy must be set up before TensorFlow runs anything.
+    distribution.check_time_budget(config.strategy, config.time_budget_seconds)
     strategy = distribution.make_strategy(config.strategy, tpu=config.tpu)
     distribution.check_global_batch(config.batch_size, strategy)
     chief = distribution.is_chief(strategy)

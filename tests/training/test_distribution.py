@@ -122,6 +122,20 @@ def test_command_line_reports_a_malformed_tf_config_in_one_line(tmp_path, monkey
     assert not (tmp_path / "w").exists()  # refused before any work
 
 
+def test_command_line_refuses_a_time_budget_across_workers_in_one_line(tmp_path, train_cli):
+    result = train_cli(
+        "--strategy=multi_worker", "--time_budget_seconds=60", "--model=text_generator_tiny",
+        f"--workdir={tmp_path / 'w'}", cwd=str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 1
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith(
+        "kerasgen.train: error: --time_budget_seconds cannot be used with --strategy=multi_worker"
+    )
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "w").exists()  # refused before any work
+
+
 def test_command_line_lists_the_valid_strategies(tmp_path, train_cli):
     result = train_cli("--strategy=nope", cwd=str(tmp_path))
     assert result.returncode != 0

@@ -59,6 +59,26 @@ def test_one_tiny_training_run_trains_evaluates_samples_and_exports(corpus_file,
     assert exported == result.service.generate(**inputs)["text"].numpy().tolist()
 
 
+def test_a_time_budget_stops_the_run_with_its_learning_rate_annealed(corpus_file, tmp_path):
+    planned_steps = 100_000  # far more than 3 seconds allow
+    config = _tiny_config(
+        corpus_file,
+        tmp_path,
+        epochs=1,
+        steps_per_epoch=planned_steps,
+        schedule="cosine",
+        learning_rate=3e-3,
+        time_budget_seconds=3.0,
+        export=False,
+        num_samples=0,
+    )
+    result = train_and_evaluate(config, str(tmp_path / "work"), log=lambda *_: None)
+    optimizer = result.model.optimizer
+    assert 0 < int(optimizer.iterations.numpy()) < planned_steps
+    # Cosine decay ends at a tenth of the peak: the clock got it there, not the steps.
+    assert float(optimizer.learning_rate.numpy()) == pytest.approx(3e-4, rel=0.05)
+
+
 def test_a_workdir_of_another_model_is_refused(corpus_file, tmp_path):
     workdir = str(tmp_path / "work")
     train_and_evaluate(
