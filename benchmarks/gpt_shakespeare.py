@@ -176,7 +176,7 @@ def write_notes(path, text):
             re.escape(begin) + ".*?" + re.escape(end), lambda _: block, notes, flags=re.S
         )
     else:
-        notes = notes.rstrip("\n") + "\n\n### GPT on Tiny Shakespeare\n\n" + block + "\n"
+        notes = notes.rstrip("\n") + "\n\n### Tiny Shakespeare\n\n" + block + "\n"
     with open(path, "w", encoding="utf-8") as f:
         f.write(notes)
 
