@@ -67,11 +67,16 @@ class TimeBudget(keras.callbacks.Callback):
     def _spent(self):
         return time.monotonic() - self._started
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def _tell_schedule(self, spent):
         if self._schedule is not None:
-            self._schedule.elapsed_fraction.assign(min(1.0, self._spent() / self.seconds))
+            self._schedule.elapsed_fraction.assign(min(1.0, spent / self.seconds))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._tell_schedule(self._spent())
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._spent() >= self.seconds:
+        spent = self._spent()
+        self._tell_schedule(spent)  # what the logs and a resumed fit then read
+        if spent >= self.seconds:
             self.model.stop_training = True
             self.stopped_early = True
