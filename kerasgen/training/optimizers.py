@@ -27,8 +27,8 @@ class BudgetedSchedule(keras.optimizers.schedules.LearningRateSchedule):
     evaluated at `max(step, elapsed_fraction * total_steps)`: on a fast machine it is the step
     schedule; on a slow one the decay completes as the budget runs out.
 
-    `elapsed_fraction` is a variable that the `TimeBudget` callback sets before each step
-    (spent budget / whole budget, in [0, 1]); it is read inside the compiled train step. Create
+    `elapsed_fraction` is a variable that the `TimeBudget` callback sets before and after each
+    step (spent budget / whole budget, in [0, 1]); the compiled train step reads it. Create
     the schedule inside the strategy's scope, like the optimizer, so the variable is mirrored.
 
     Args:
