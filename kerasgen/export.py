@@ -8,15 +8,21 @@
 """
 
 from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
+from kerasgen.errors import UserInputError
 
 quiet_tensorflow_logs()
 
+import dataclasses  # noqa: E402
+
 from absl import app, flags  # noqa: E402
 
+from kerasgen.config_flags import define_flags, flag_values  # noqa: E402
 from kerasgen.serving import DecodingConfig  # noqa: E402
 
 flags.DEFINE_string("check", None, "A SavedModel folder to check for TensorFlow Serving.")
-flags.DEFINE_string("workdir", None, "A training work folder to export (uses model.keras).")
+flags.DEFINE_string(
+    "workdir", None, "A finished training work folder to export, of any model family."
+)
 flags.DEFINE_string("export_dir", "exports", "TensorFlow Serving base folder.")
 flags.DEFINE_integer("version", None, "Version number (default: one above the latest).")
 flags.DEFINE_boolean(
@@ -25,13 +31,9 @@ flags.DEFINE_boolean(
     "Compile the decode loops with XLA (for TensorFlow programs; "
     "TensorFlow Serving runs XLA only experimentally).",
 )
-flags.DEFINE_integer(
-    "max_new_tokens", DecodingConfig.max_new_tokens, "Default generation length.", lower_bound=0
-)
-flags.DEFINE_float(
-    "temperature", DecodingConfig.temperature, "Default temperature.", lower_bound=0.0
-)
-flags.DEFINE_integer("num_beams", DecodingConfig.num_beams, "Beam width.", lower_bound=1)
+# Without these flags the export gets its model family's decoding defaults.
+_DECODING_FLAGS = ["max_new_tokens", "temperature", "num_beams"]
+define_flags(DecodingConfig, names=_DECODING_FLAGS)
 
 FLAGS = flags.FLAGS
 
@@ -46,25 +48,27 @@ def _check():
 
 
 def _export():
-    from kerasgen.serving import LanguageModelService, export_service
-    from kerasgen.training.workdir import load_trained
+    from kerasgen.serving import export_service
+    from kerasgen.tasks import task_for
+    from kerasgen.training import service_for
+    from kerasgen.work_folder import WorkFolder
 
-    model, tokenizer, config = load_trained(FLAGS.workdir)
-    decoding = DecodingConfig(
-        max_new_tokens=FLAGS.max_new_tokens,
-        max_new_tokens_cap=max(DecodingConfig.max_new_tokens_cap, FLAGS.max_new_tokens),
-        temperature=FLAGS.temperature,
-        num_beams=FLAGS.num_beams,
-    )
-    service = LanguageModelService(
-        model, tokenizer, decoding.fitted_to(model), jit_compile=FLAGS.xla
+    config = WorkFolder(FLAGS.workdir).read_config()
+    if config is None:
+        raise UserInputError(f"{FLAGS.workdir}: no config.json, not a finished training run")
+    decoding = task_for(config.model).default_decoding()
+    given = flag_values(DecodingConfig, names=_DECODING_FLAGS, only_present=True)
+    if "max_new_tokens" in given:
+        given["max_new_tokens_cap"] = max(decoding.max_new_tokens_cap, given["max_new_tokens"])
+    service, config = service_for(
+        FLAGS.workdir, dataclasses.replace(decoding, **given), jit_compile=FLAGS.xla
     )
     path = export_service(
         service,
         FLAGS.export_dir,
         config.model,
         version=FLAGS.version,
-        metadata={"train_config": vars(config), "workdir": FLAGS.workdir},
+        metadata={"train_config": dataclasses.asdict(config), "workdir": FLAGS.workdir},
     )
     print(f"Exported SavedModel to {path}")
 

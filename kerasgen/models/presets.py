@@ -4,6 +4,9 @@
 model for a given vocabulary size.
 """
 
+import inspect
+
+from kerasgen.errors import UserInputError
 from kerasgen.models.gpt import GPT
 from kerasgen.models.text_generator import TextGenerator
 
@@ -214,16 +217,78 @@ def training_recipe(name):
     return dict(TRAINING_RECIPES.get(name, {}))
 
 
-def build_model(name, vocab_size):
-    """Builds the preset `name` for a vocabulary of `vocab_size` ids."""
+def resolve_hyperparameters(name, overrides=None):
+    """The hyperparameters of preset `name` (without its family) with `overrides` applied.
+
+    Args:
+        name: a preset name.
+        overrides: `{hyperparameter: value}` (`--model_config`), or None.
+
+    Raises:
+        UserInputError: a key the family's constructor does not take (the message lists the
+            valid ones), or a value of another type than the preset's.
+    """
     hyperparameters = get_preset(name)
-    family = MODEL_FAMILIES[hyperparameters.pop("family")]
-    return family(vocab_size=vocab_size, **hyperparameters)
+    family_name = hyperparameters.pop("family")
+    valid = _hyperparameter_names(MODEL_FAMILIES[family_name])
+    for key, value in (overrides or {}).items():
+        if key not in valid:
+            raise UserInputError(
+                f"--model_config: {key!r} is not a hyperparameter of --model={name} (a "
+                f"{family_name}); valid keys: {', '.join(valid)}"
+            )
+        expected = hyperparameters.get(key)
+        if not _same_kind(value, expected):
+            raise UserInputError(
+                f"--model_config: {key}={value!r} is a {type(value).__name__}, but "
+                f"--model={name} takes a {type(expected).__name__} ({expected!r})"
+            )
+        hyperparameters[key] = float(value) if isinstance(expected, float) else value
+    return hyperparameters
+
+
+def _hyperparameter_names(family):
+    """The constructor arguments of a model class that a preset may set (not the vocabulary
+    sizes, which come from the tokenizers, nor Keras's own)."""
+    parameters = inspect.signature(family.__init__).parameters
+    excluded = {"self", "vocab_size", "source_vocab_size", "target_vocab_size", "kwargs", "name"}
+    return sorted(name for name in parameters if name not in excluded)
+
+
+def _same_kind(value, expected):
+    """Whether `value` may replace the preset's `expected` (an int for a float is fine; a bool
+    is no int; None and strings replace each other where the preset allows choices)."""
+    if expected is None or value is None:
+        return expected is None or value is None or isinstance(value, type(expected))
+    if isinstance(expected, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(expected, bool)
+    if isinstance(expected, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(expected))
+
+
+def _construct(name, family_name, hyperparameters, **vocabulary):
+    try:
+        return MODEL_FAMILIES[family_name](**vocabulary, **hyperparameters)
+    except (ValueError, TypeError) as error:
+        raise UserInputError(f"--model={name} with these hyperparameters: {error}") from None
+
+
+def build_model(name, vocab_size, *, hyperparameters=None):
+    """Builds the preset `name` for a vocabulary of `vocab_size` ids.
+
+    Args:
+        hyperparameters: the resolved hyperparameters (`resolve_hyperparameters`); default the
+            preset's own.
+    """
+    family_name = get_preset(name)["family"]
+    hyperparameters = hyperparameters or resolve_hyperparameters(name)
+    return _construct(name, family_name, hyperparameters, vocab_size=vocab_size)
 
 
 # Encoder-decoders (kerasgen.models.seq2seq.Seq2Seq). They take a source and a target
 # vocabulary, so they are built with `build_translation_model`, and trained by
-# `kerasgen.training.translation_trainer` (`TRANSLATION_FAMILIES`).
+# the same run with `kerasgen.tasks.TranslationTask` (`TRANSLATION_FAMILIES`).
 from kerasgen.models.seq2seq import Seq2Seq  # noqa: E402
 
 _SEQ2SEQ = dict(
@@ -258,12 +323,17 @@ def is_translation_model(name):
     return get_preset(name)["family"] in TRANSLATION_FAMILIES
 
 
-def build_translation_model(name, source_vocab_size, target_vocab_size):
-    """Builds the encoder-decoder preset `name` for the given vocabularies."""
-    hyperparameters = get_preset(name)
-    family = MODEL_FAMILIES[hyperparameters.pop("family")]
-    return family(
-        source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size, **hyperparameters
+def build_translation_model(name, source_vocab_size, target_vocab_size, *, hyperparameters=None):
+    """Builds the encoder-decoder preset `name` for the given vocabularies (`hyperparameters`
+    as for `build_model`)."""
+    family_name = get_preset(name)["family"]
+    hyperparameters = hyperparameters or resolve_hyperparameters(name)
+    return _construct(
+        name,
+        family_name,
+        hyperparameters,
+        source_vocab_size=source_vocab_size,
+        target_vocab_size=target_vocab_size,
     )
 
 

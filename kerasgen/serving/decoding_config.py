@@ -1,6 +1,14 @@
-"""`DecodingConfig`: the decoding limits and defaults an export is built with."""
+"""`DecodingConfig`: the decoding limits and defaults an export is built with.
+
+Its fields are the one source of the decoding defaults: `kerasgen.config_flags` generates the
+`--max_new_tokens`, `--temperature`, ... flags of `train`, `export`, `generate` and `evaluate`
+from them, with each field's documentation as the help text.
+"""
 
 import dataclasses
+
+from kerasgen.config_fields import check_fields, option
+from kerasgen.errors import UserInputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -11,25 +19,48 @@ class DecodingConfig:
     loop compile with XLA); requests choose values below them.
     """
 
-    max_prompt_tokens: int = 256  # prompt room incl. the start token; longer prompts keep their end
-    max_new_tokens_cap: int = 512  # the most tokens one request may ask for (buffer size)
-    max_new_tokens: int = 200  # serving_default's length: a paragraph at character level
-    temperature: float = 0.8  # serving_default samples a little colder than the model
-    top_k: int = 0  # 0 = off
-    top_p: float = 1.0  # 1 = off
-    num_beams: int = 4  # beam width of the beam_search signature, fixed at export
-    length_penalty: float = 0.6  # GNMT alpha used where a caller gives none (in-process use)
+    max_prompt_tokens: int = option(
+        256,  # a paragraph of characters, a page of words
+        "Prompt room incl. the start token; longer prompts keep their end.",
+        minimum=1,
+    )
+    max_new_tokens_cap: int = option(
+        512,  # the buffer size: a long paragraph at character level
+        "The most tokens one request may ask for.",
+        minimum=0,
+    )
+    max_new_tokens: int = option(
+        200,  # a paragraph at character level
+        "Tokens to generate per prompt (the default signature's length).",
+        minimum=0,
+    )
+    temperature: float = option(
+        0.8,  # a little colder than the model: fewer misspellings, still varied
+        "Sampling temperature; 0 = greedy.",
+        minimum=0.0,
+    )
+    top_k: int = option(0, "Keep the k most likely tokens; 0 = off.", minimum=0)
+    top_p: float = option(1.0, "Nucleus sampling mass, in (0, 1]; 1 = off.", maximum=1.0)
+    num_beams: int = option(
+        4,  # the usual beam width: most of beam search's gain at a quarter of 16's cost
+        "Beam width of the beam_search signature, fixed at export.",
+        minimum=1,
+    )
+    length_penalty: float = option(
+        0.6,  # GNMT's alpha
+        "Beam search length penalty (GNMT alpha, >= 0).",
+        minimum=0.0,
+    )
 
     def __post_init__(self):
-        if self.max_prompt_tokens < 1:
-            raise ValueError(f"max_prompt_tokens must be at least 1, got {self.max_prompt_tokens}.")
-        if not 0 <= self.max_new_tokens <= self.max_new_tokens_cap:
-            raise ValueError(
+        check_fields(self)
+        if not self.top_p > 0:
+            raise UserInputError(f"top_p must be in (0, 1] (1 means off), got {self.top_p}")
+        if self.max_new_tokens > self.max_new_tokens_cap:
+            raise UserInputError(
                 f"max_new_tokens must be in [0, {self.max_new_tokens_cap}], "
                 f"got {self.max_new_tokens}."
             )
-        if self.num_beams < 1:
-            raise ValueError(f"num_beams must be at least 1, got {self.num_beams}.")
 
     def fitted_to(self, model):
         """This configuration with the prompt room capped at a windowed model's context length:

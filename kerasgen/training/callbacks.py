@@ -1,5 +1,6 @@
-"""Keras callbacks of a training run: step timing and a wall-time budget."""
+"""Keras callbacks of a training run: step timing, a wall-time budget, atomic checkpoints."""
 
+import math
 import statistics
 import time
 
@@ -80,3 +81,38 @@ class TimeBudget(keras.callbacks.Callback):
         if spent >= self.seconds:
             self.model.stop_training = True
             self.stopped_early = True
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the weights at every epoch end, or only when the validation loss is the lowest so
+    far (`best_so_far` given, even None), through a temporary file and `os.replace`: a kill or
+    a full disk never leaves a checkpoint half written (Keras's `ModelCheckpoint` writes in
+    place).
+
+    Args:
+        path: the file; `{epoch:03d}` in it is filled with the epoch (from 1), as Keras does.
+        best_so_far: the lowest validation loss of earlier runs of this training (a resume), or
+            None; leave it out to save every epoch.
+    """
+
+    _EVERY_EPOCH = object()
+
+    def __init__(self, path, best_so_far=_EVERY_EPOCH):
+        super().__init__()
+        self.path = path
+        self.every_epoch = best_so_far is self._EVERY_EPOCH
+        self.best = None if self.every_epoch else best_so_far
+
+    def on_epoch_end(self, epoch, logs=None):
+        from kerasgen.training.resume import save_weights_atomically
+
+        if not self.every_epoch:
+            loss = (logs or {}).get("val_loss")
+            if (
+                loss is None
+                or not math.isfinite(loss)
+                or (self.best is not None and loss >= self.best)
+            ):
+                return
+            self.best = loss
+        save_weights_atomically(self.model, self.path.format(epoch=epoch + 1))

@@ -4,14 +4,14 @@ The callbacks (backups, checkpoints, early stopping, TensorBoard, per-epoch samp
 time budget), the `model.fit` calls, and resuming an interrupted run (`kerasgen.training.resume`
 describes the backup and what a rerun of a finished work folder does).
 
-What a run writes under its work folder:
+What a run writes under its work folder (`kerasgen.work_folder.WorkFolder` names the files):
+the backups (deleted when training ends), the weights after each epoch and those of the lowest
+validation loss so far, TensorBoard logs (loss, perplexity, accuracy, learning rate, the text
+generated after each epoch), and the finished-run record. Every weights file is written through
+a temporary file and `os.replace`.
 
-    backup/                    mid-epoch and end-of-epoch backups (deleted when training ends)
-    checkpoints/epoch-NNN.weights.h5   weights after each epoch
-    checkpoints/best.weights.h5        the weights of the lowest validation loss so far
-    logs/train, logs/validation        TensorBoard: loss, perplexity, accuracy, learning rate
-    logs/samples                       TensorBoard: the text generated after each epoch
-    training.json                      written when training has finished
+A run whose loss stops being finite ends with `TrainingDivergedError`: nothing is recorded as
+finished, and the last backup (of finite weights) stays for a rerun with other settings.
 
 The weights a run keeps, and so saves and exports, are those of the lowest validation loss at an
 epoch end (`checkpoints/best.weights.h5`): the last epoch's, unless the loss rose after its best
@@ -29,12 +29,18 @@ import time
 import keras
 import tensorflow as tf
 
+from kerasgen.errors import UserInputError
 from kerasgen.training import resume
-from kerasgen.training.callbacks import StepTimer, TimeBudget
+from kerasgen.training.callbacks import AtomicCheckpoint, StepTimer, TimeBudget
 from kerasgen.training.epoch_callbacks import EpochSamples, Perplexity
+from kerasgen.work_folder import WorkFolder
 
-BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
-FINAL_WEIGHTS = os.path.join("checkpoints", "final.weights.h5")  # when there is no validation
+BEST_WEIGHTS = WorkFolder.BEST_WEIGHTS
+FINAL_WEIGHTS = WorkFolder.FINAL_WEIGHTS
+
+
+class TrainingDivergedError(UserInputError):
+    """The training loss stopped being finite (NaN or infinity)."""
 
 
 @dataclasses.dataclass
@@ -84,7 +90,7 @@ def fit_model(
             stopping).
         config: the `TrainConfig` (epochs, steps_per_epoch, checkpoint_every_steps,
             early_stopping_patience, time_budget_seconds, verbose and the data settings).
-        workdir: the run's work folder.
+        workdir: the run's work folder (a path or a `WorkFolder`).
         sample_fn: `() -> list[str]`, sample lines generated after each epoch; None: none.
         chief: False on the non-chief workers of a multi-worker run: they run every callback
             (some take part in collectives) but write into a temporary folder, not `workdir`.
@@ -97,7 +103,9 @@ def fit_model(
     Raises:
         kerasgen.training.resume.ResumeMismatchError: the backup was written with other data
             settings (batch size, sequence length, steps per epoch, seed).
+        TrainingDivergedError: the loss became NaN or infinite.
     """
+    workdir = workdir.path if isinstance(workdir, WorkFolder) else workdir
     scratch = None if chief else tempfile.mkdtemp(prefix="kerasgen-worker-")
     try:
         finished = resume.read_finished(workdir)
@@ -122,7 +130,7 @@ def fit_model(
 def _fit(model, train_data, validation_data, config, workdir, output, *, sample_fn, chief, log):
     make_data = train_data if callable(train_data) else lambda: train_data
     backup_dir = os.path.join(workdir, resume.BACKUP_FOLDER)
-    state = resume.read_backup(backup_dir)
+    state = resume.read_backup(backup_dir, log=log)
     resumed_from = None
     if state is not None:
         resume.check_settings(state, config, backup_dir)
@@ -136,7 +144,7 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
         os.path.join(output, resume.BACKUP_FOLDER), state, config.checkpoint_every_steps
     )
     if chief:
-        resume.remove_stale_files(backup_dir, keep=state.weights)
+        resume.remove_stale_files(backup_dir, keep=resume.referenced_weights(backup_dir))
     early_stopping = None
     if config.early_stopping_patience and validation_data is not None:
         early_stopping = resume.ResumableEarlyStopping(state, config.early_stopping_patience)
@@ -145,20 +153,12 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
         Perplexity(),  # first: the callbacks after it log the perplexity
         keras.callbacks.TerminateOnNaN(),
         *([early_stopping] if early_stopping else []),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(output, "checkpoints", "epoch-{epoch:03d}.weights.h5"),
-            save_weights_only=True,
-        ),
+        AtomicCheckpoint(os.path.join(output, WorkFolder.EPOCH_WEIGHTS)),
     ]
     if validation_data is not None:
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(output, BEST_WEIGHTS),
-                monitor="val_loss",
-                mode="min",
-                save_best_only=True,
-                save_weights_only=True,
-                initial_value_threshold=state.best_validation_loss,
+            AtomicCheckpoint(
+                os.path.join(output, BEST_WEIGHTS), best_so_far=state.best_validation_loss
             )
         )
     logdir = os.path.join(output, "logs")
@@ -201,6 +201,12 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
         if budget and time_budget.stopped_early:
             stopped = True
     train_seconds = time.monotonic() - started
+    if backup.diverged_at is not None:
+        raise TrainingDivergedError(
+            f"training diverged: the loss became {backup.diverged_loss} at global step "
+            f"{backup.diverged_at}; nothing was exported, and the last backup of finite weights "
+            f"stays in {backup_dir} (lower --learning_rate, or delete the folder to start over)"
+        )
     if resumed_from is not None and not announced:
         log(f"Resumed from {backup_dir} after epoch {state.epoch}: nothing left to train.")
 
@@ -248,6 +254,15 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
     )
 
 
+def count_batches(dataset):
+    """The batches of one pass over `dataset` (read through once when tf.data cannot tell,
+    as for length-bucketed batches); `tf.data.INFINITE_CARDINALITY` for a repeated one."""
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.UNKNOWN_CARDINALITY:
+        cardinality = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
+    return cardinality
+
+
 def _positioned_data(make_data, state, config, steps_per_execution):
     """A fresh training dataset positioned where `state` stands, and the `steps_per_epoch` of
     the `fit` call that trains on it. Sets `state.epoch_steps` (and `global_step` when an old
@@ -260,9 +275,7 @@ def _positioned_data(make_data, state, config, steps_per_execution):
     seed; how many is Keras's business, so a resume could not reproduce the order.)
     """
     data = make_data()
-    cardinality = int(data.cardinality())
-    if cardinality == tf.data.UNKNOWN_CARDINALITY:  # e.g. length-bucketed batches
-        cardinality = int(data.reduce(tf.constant(0, tf.int64), lambda count, *_: count + 1))
+    cardinality = count_batches(data)
     if cardinality == tf.data.INFINITE_CARDINALITY:
         if not config.steps_per_epoch:
             raise ValueError("A repeated training dataset needs config.steps_per_epoch")

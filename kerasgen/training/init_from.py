@@ -26,8 +26,8 @@ import numpy as np
 
 from kerasgen import tokenizers
 from kerasgen.errors import UserInputError
+from kerasgen.work_folder import EXPORT_METADATA, WorkFolder, read_json, write_json_atomically
 
-_EXPORT_METADATA = os.path.join("assets", "kerasgen_export.json")
 # Config entries that may differ between pretraining and fine-tuning.
 _FREE_CONFIG_KEYS = ("name", "trainable", "dtype", "dropout")
 
@@ -38,23 +38,23 @@ class InitFromError(UserInputError):
 
 @dataclasses.dataclass
 class Pretrained:
-    """Weights and tokenizer of a pretrained model.
+    """Weights and tokenizers of a pretrained model.
 
     Attributes:
         path: the source, as given.
         kind: "work folder", "Keras model", "checkpoint" or "export".
         model_config: the pretrained model's `get_config()`.
-        weights: its weights, as numpy arrays in `model.weights` order.
-        tokenizer_config: the tokenizer's `get_config()`.
-        vocabulary_file: path of the tokenizer's vocabulary file.
+        weights: its weights, as numpy arrays in `model.weights` order (an export's: a dict
+            by variable path).
+        tokenizers: `{name: (tokenizer config, vocabulary file path)}`, with the names of the
+            work folder ("tokenizer", or "source_tokenizer" and "target_tokenizer").
     """
 
     path: str
     kind: str
     model_config: dict
     weights: list
-    tokenizer_config: dict
-    vocabulary_file: str
+    tokenizers: dict
 
 
 def load_pretrained(path, build_preset=None):
@@ -62,18 +62,19 @@ def load_pretrained(path, build_preset=None):
 
     Args:
         path: the `--init_from` value.
-        build_preset: `(preset_name, vocab_size) -> built keras.Model`, needed for checkpoints
-            (a `.weights.h5` file holds weights only).
+        build_preset: `(preset_name, {tokenizer name: vocab_size}) -> built keras.Model`,
+            needed for checkpoints (a `.weights.h5` file holds weights only).
 
     Raises:
         InitFromError: missing or unrecognised path, or unreadable weights.
     """
     if not os.path.exists(path):
         raise InitFromError(f"--init_from={path}: no such file or folder")
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, _EXPORT_METADATA)):
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, EXPORT_METADATA)):
         return _from_export(path)
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, "model.keras")):
-        return _from_keras_file(path, os.path.join(path, "model.keras"), path, "work folder")
+    model_path = WorkFolder(path).model_path
+    if os.path.isdir(path) and os.path.exists(model_path):
+        return _from_keras_file(path, model_path, path, "work folder")
     if path.endswith(".keras"):
         folder = os.path.dirname(os.path.abspath(path))
         return _from_keras_file(path, path, folder, "Keras model")
@@ -85,94 +86,109 @@ def load_pretrained(path, build_preset=None):
     )
 
 
+_TOKENIZER_NAMES = (WorkFolder.LANGUAGE_MODEL_TOKENIZERS, WorkFolder.TRANSLATION_TOKENIZERS)
+
+
 def _tokenizer_files(path, folder):
-    config_path = os.path.join(folder, "tokenizer", tokenizers.CONFIG_FILE_NAME)
-    if not os.path.exists(config_path):
-        raise InitFromError(f"--init_from={path}: no tokenizer beside it (expected {config_path})")
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    return config, os.path.join(folder, "tokenizer", config["vocabulary_file"])
+    """`{name: (config, vocabulary path)}` of the tokenizers in work folder `folder`."""
+    for names in _TOKENIZER_NAMES:
+        configs = [os.path.join(folder, name, tokenizers.CONFIG_FILE_NAME) for name in names]
+        if all(os.path.exists(config_path) for config_path in configs):
+            found = {}
+            for name, config_path in zip(names, configs, strict=True):
+                config = read_json(config_path, what="tokenizer configuration")
+                found[name] = (config, os.path.join(folder, name, config["vocabulary_file"]))
+            return found
+    raise InitFromError(
+        f"--init_from={path}: no tokenizer beside it (expected "
+        f"{os.path.join(folder, 'tokenizer', tokenizers.CONFIG_FILE_NAME)})"
+    )
 
 
 def _from_keras_file(path, model_path, folder, kind):
-    tokenizer_config, vocabulary_file = _tokenizer_files(path, folder)
+    tokenizer_files = _tokenizer_files(path, folder)
     try:
         model = keras.models.load_model(model_path)
     except Exception as error:  # noqa: BLE001 - any unreadable file is the user's input
-        raise InitFromError(f"--init_from={path}: cannot load {model_path} ({error})") from error
-    return Pretrained(
-        path, kind, model.get_config(), model.get_weights(), tokenizer_config, vocabulary_file
-    )
+        reason = " ".join(str(error).split())[:200]
+        raise InitFromError(f"--init_from={path}: cannot load {model_path} ({reason})") from None
+    return Pretrained(path, kind, model.get_config(), model.get_weights(), tokenizer_files)
 
 
 def _from_checkpoint(path, build_preset):
     # <workdir>/checkpoints/epoch-NNN.weights.h5: the run's folder is two levels up.
     folder = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-    config_path = os.path.join(folder, "config.json")
+    config_path = WorkFolder(folder).config_path
     if not os.path.exists(config_path):
         raise InitFromError(
             f"--init_from={path}: a checkpoint must sit in a work folder's checkpoints/ "
             f"(no {config_path})"
         )
-    tokenizer_config, vocabulary_file = _tokenizer_files(path, folder)
-    with open(config_path, encoding="utf-8") as f:
-        preset = json.load(f)["model"]
-    vocab_size = tokenizers.load_tokenizer(os.path.join(folder, "tokenizer")).vocab_size
-    model = build_preset(preset, vocab_size)
+    tokenizer_files = _tokenizer_files(path, folder)
+    preset = read_json(config_path, what="run configuration")["model"]
+    vocab_sizes = {
+        name: tokenizers.load_tokenizer(os.path.join(folder, name)).vocab_size
+        for name in tokenizer_files
+    }
+    model = build_preset(preset, vocab_sizes)
     try:
         model.load_weights(path)
     except Exception as error:  # noqa: BLE001
         reason = " ".join(str(error).split())[:200]
         raise InitFromError(f"--init_from={path}: cannot load the checkpoint ({reason})") from error
-    return Pretrained(
-        path,
-        "checkpoint",
-        model.get_config(),
-        model.get_weights(),
-        tokenizer_config,
-        vocabulary_file,
-    )
+    return Pretrained(path, "checkpoint", model.get_config(), model.get_weights(), tokenizer_files)
 
 
 def _from_export(path):
     import tensorflow as tf
 
-    with open(os.path.join(path, _EXPORT_METADATA), encoding="utf-8") as f:
+    with open(os.path.join(path, EXPORT_METADATA), encoding="utf-8") as f:
         metadata = json.load(f)
     loaded = tf.saved_model.load(path)
     # The archive tracks the model's variables under their Keras paths (plus ":0"), which start
     # with the model's own name: keyed here by the rest of the path.
     by_path = {_within_model(v.name.rsplit(":", 1)[0]): v for v in loaded.variables}
-    tokenizer_config = metadata["tokenizer"]
+    names = _TOKENIZER_NAMES[1] if "source_tokenizer" in metadata else _TOKENIZER_NAMES[0]
+    tokenizer_files = {
+        name: (metadata[name], os.path.join(path, "assets", metadata[name]["vocabulary_file"]))
+        for name in names
+    }
     return Pretrained(
         path,
         "export",
         metadata["model_config"],
         by_path,  # resolved against the new model's paths in `initialize_from`
-        tokenizer_config,
-        os.path.join(path, "assets", tokenizer_config["vocabulary_file"]),
+        tokenizer_files,
     )
 
 
-def install_tokenizer(pretrained, directory, level):
-    """The run's tokenizer: the pretrained one, copied into `directory`.
+def install_tokenizer(pretrained, directory, level, *, name="tokenizer"):
+    """The run's tokenizer `name`: the pretrained one, copied into `directory`.
 
     Args:
         pretrained: a `Pretrained`.
-        directory: the run's tokenizer folder (`<workdir>/tokenizer`).
-        level: the run's `--tokenizer` level, which must be the pretrained one's.
+        directory: the folder to copy it to (the run's, or a staging folder).
+        level: the run's token level for it, which must be the pretrained one's.
+        name: "tokenizer", "source_tokenizer" or "target_tokenizer".
 
     Raises:
         InitFromError: another level, or `directory` holds another vocabulary already (a work
             folder of another run).
     """
-    theirs = pretrained.tokenizer_config["level"]
-    if theirs != level:
+    if name not in pretrained.tokenizers:
         raise InitFromError(
-            f"--init_from={pretrained.path}: its tokenizer is {theirs}-level, not {level}; "
-            f"fine-tuning needs the pretrained tokenizer (use --tokenizer={theirs})"
+            f"--init_from={pretrained.path}: a source of another model family (it has no "
+            f"{name.replace('_', ' ')})"
         )
-    with open(pretrained.vocabulary_file, "rb") as f:
+    tokenizer_config, vocabulary_file = pretrained.tokenizers[name]
+    theirs = tokenizer_config["level"]
+    if theirs != level:
+        flag = "--tokenizer" if name == "tokenizer" else f"--{name}"
+        raise InitFromError(
+            f"--init_from={pretrained.path}: its {name.replace('_', ' ')} is {theirs}-level, "
+            f"not {level}; fine-tuning needs the pretrained tokenizer (use {flag}={theirs})"
+        )
+    with open(vocabulary_file, "rb") as f:
         vocabulary = f.read()
     config_path = os.path.join(directory, tokenizers.CONFIG_FILE_NAME)
     if os.path.exists(config_path):
@@ -185,12 +201,8 @@ def install_tokenizer(pretrained, directory, level):
                 )
         return existing
     os.makedirs(directory, exist_ok=True)
-    shutil.copyfile(
-        pretrained.vocabulary_file,
-        os.path.join(directory, pretrained.tokenizer_config["vocabulary_file"]),
-    )
-    with open(config_path, "w", encoding="utf-8") as f:
-        json.dump(pretrained.tokenizer_config, f, indent=2)
+    shutil.copyfile(vocabulary_file, os.path.join(directory, tokenizer_config["vocabulary_file"]))
+    write_json_atomically(config_path, tokenizer_config)
     return tokenizers.load_tokenizer(directory)
 
 

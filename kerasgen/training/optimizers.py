@@ -12,6 +12,8 @@ from keras import ops
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("constant", "cosine")
+# Keras dtype policies a run may train under; mixed_float16 needs loss scaling (`build_optimizer`).
+MIXED_PRECISION_POLICIES = ("mixed_bfloat16", "mixed_float16")
 
 # Cosine decay ends at this fraction of the peak rate, as nanoGPT's `min_lr = learning_rate / 10`.
 FINAL_LEARNING_RATE_FRACTION = 0.1

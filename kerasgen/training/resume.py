@@ -4,14 +4,17 @@ A run backs itself up every `TrainConfig.checkpoint_every_steps` steps and at ev
 under its work folder:
 
     backup/state.json                 where the run stands (`TrainingState` as JSON)
+    backup/state.previous.json        the backup before it, kept as a fallback
     backup/step-<N>.weights.h5        the model's and the optimizer's variables after N steps
                                       (the optimizer's include its step count, so learning-rate
                                       schedules continue where they were)
     training.json                     written once training has finished (`FinishedRun`)
 
-Each backup writes its weights to a new file, then `state.json` naming that file (both through a
-temporary file and `os.replace`), then deletes the previous weights. A kill at any moment
-therefore leaves a `state.json` that names complete weights of the same step.
+Each backup writes its weights to a new file, moves `state.json` to `state.previous.json`, then
+writes `state.json` naming the new file (both through a temporary file and `os.replace`), then
+deletes the weights neither names. A kill at any moment therefore leaves a state file that names
+complete weights of the same step; and if the newest backup is damaged all the same (a disk
+fault, a file cut short by hand), a rerun resumes from the previous one.
 
 Rerunning the same command resumes from the backup (`kerasgen.training.fitting.fit_model`): the
 epoch in progress continues at its next step with the data it would have seen next, and the run
@@ -25,17 +28,18 @@ sample and export them. To train afresh, delete the folder or use another `--wor
 
 import dataclasses
 import glob
-import json
 import os
 
 import keras
 import numpy as np
 
 from kerasgen.errors import UserInputError
+from kerasgen.work_folder import DamagedFileError, WorkFolder, read_json, write_json_atomically
 
-BACKUP_FOLDER = "backup"
-FINISHED_FILE = "training.json"
+BACKUP_FOLDER = WorkFolder.BACKUP
+FINISHED_FILE = WorkFolder.FINISHED
 _STATE_FILE = "state.json"
+_PREVIOUS_STATE_FILE = "state.previous.json"
 # What Keras's BackupAndRestore left in backup/ (work folders of older kerasgen versions).
 _KERAS_WEIGHTS_FILE = "latest.weights.h5"
 _KERAS_STATE_FILE = "training_metadata.json"
@@ -97,23 +101,54 @@ def settings_of(config):
     return {name: getattr(config, name) for name in DATA_SETTINGS}
 
 
-def read_backup(backup_dir):
-    """The `TrainingState` of the backup in `backup_dir`, or None if there is none.
+def read_backup(backup_dir, log=None):
+    """The `TrainingState` of the newest intact backup in `backup_dir`, or None if there is
+    none.
 
-    A backup of Keras's `BackupAndRestore` (older kerasgen) is read as the start of its epoch.
+    A damaged newest backup (its state file or weights unreadable) falls back to the previous
+    one, with a line to `log`. A backup of Keras's `BackupAndRestore` (older kerasgen) is read
+    as the start of its epoch.
+
+    Raises:
+        DamagedFileError: backups are there, but none is intact.
     """
-    path = os.path.join(backup_dir, _STATE_FILE)
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            return TrainingState(**json.load(f))
+    damaged = []
+    for name in (_STATE_FILE, _PREVIOUS_STATE_FILE):
+        path = os.path.join(backup_dir, name)
+        if not os.path.exists(path):
+            continue
+        try:
+            state = TrainingState(**read_json(path, what="backup state"))
+            _check_weights_file(os.path.join(backup_dir, state.weights))
+        except (DamagedFileError, TypeError) as error:
+            damaged.append(f"{path} ({str(error).split(' (')[0]})")
+            continue
+        if damaged and log is not None:
+            log(f"The newest backup is damaged ({damaged[0]}); resuming from the previous one.")
+        return state
+    if damaged:
+        raise DamagedFileError(
+            f"no intact backup in {backup_dir}: {'; '.join(damaged)}; delete {backup_dir} to "
+            "start the run over"
+        )
     keras_state = os.path.join(backup_dir, _KERAS_STATE_FILE)
     if os.path.exists(keras_state) and os.path.exists(
         os.path.join(backup_dir, _KERAS_WEIGHTS_FILE)
     ):
-        with open(keras_state, encoding="utf-8") as f:
-            epoch = json.load(f)["epoch"]
+        epoch = read_json(keras_state, what="backup state")["epoch"]
         return TrainingState(epoch=epoch, global_step=None, weights=_KERAS_WEIGHTS_FILE)
     return None
+
+
+def _check_weights_file(path):
+    """Raises `DamagedFileError` unless `path` is a readable HDF5 file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except (OSError, ValueError) as error:
+        raise DamagedFileError(f"{path}: unreadable weights ({error})") from None
 
 
 def check_settings(state, config, backup_dir):
@@ -151,19 +186,10 @@ def load_model_weights_only(model, path):
 def save_weights_atomically(model, path):
     """`model.save_weights(path)` through a temporary file: `path` is never half written."""
     directory, name = os.path.split(path)
+    os.makedirs(directory or ".", exist_ok=True)
     temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     model.save_weights(temporary)
     _sync(temporary)
-    os.replace(temporary, path)
-
-
-def write_json_atomically(path, value):
-    directory, name = os.path.split(path)
-    temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(temporary, path)
 
 
@@ -175,11 +201,13 @@ def read_finished(workdir):
     """
     path = os.path.join(workdir, FINISHED_FILE)
     if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            return FinishedRun(**json.load(f))
+        try:
+            return FinishedRun(**read_json(path, what="finished-run record"))
+        except TypeError as error:
+            raise DamagedFileError(f"{path}: not a finished-run record ({error})") from None
     backup = os.path.join(workdir, BACKUP_FOLDER)
-    if os.path.exists(os.path.join(workdir, "model.keras")) and not os.path.exists(backup):
-        return FinishedRun(epochs=0, global_step=0, optimizer_steps=0, weights="model.keras")
+    if os.path.exists(os.path.join(workdir, WorkFolder.MODEL)) and not os.path.exists(backup):
+        return FinishedRun(epochs=0, global_step=0, optimizer_steps=0, weights=WorkFolder.MODEL)
     return None
 
 
@@ -203,6 +231,8 @@ class Backup(keras.callbacks.Callback):
 
     def __init__(self, backup_dir, state, every_steps):
         super().__init__()
+        self.diverged_at = None  # the global step whose loss was not finite, if any
+        self.diverged_loss = None
         self.backup_dir = backup_dir
         self.state = state
         self.every_steps = every_steps or 0
@@ -232,7 +262,10 @@ class Backup(keras.callbacks.Callback):
         # A callback that stops training (time budget, NaN) has run: the epoch ends here.
         self._stopped_in_epoch = self.model.stop_training
         if logs and not np.isfinite(logs.get("loss", 0.0)):
-            return  # TerminateOnNaN stops the run: do not back up diverged weights
+            # TerminateOnNaN stops the run: never back up diverged weights.
+            if self.diverged_at is None:
+                self.diverged_at, self.diverged_loss = self.state.global_step, logs["loss"]
+            return
         if self.state.epoch_steps and self.state.step_in_epoch >= self.state.epoch_steps:
             return  # the epoch's last step: the end-of-epoch backup follows
         if self.every_steps and self.state.global_step - self._saved_at >= self.every_steps:
@@ -241,6 +274,8 @@ class Backup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # Keras validates and ends the epoch also when a callback stopped it mid-way: then the
         # epoch stays unfinished (its validation loss is still that of the current weights).
+        if self.diverged_at is not None:
+            return
         logs = logs or {}
         if self.state.epoch_steps and not self._stopped_in_epoch:
             self._advance(self.state.epoch_steps)  # the last execution may have run short
@@ -270,20 +305,40 @@ class Backup(keras.callbacks.Callback):
         os.makedirs(self.backup_dir, exist_ok=True)
         name = f"step-{self.state.global_step}.weights.h5"
         save_weights_atomically(self.model, os.path.join(self.backup_dir, name))
+        state_path = os.path.join(self.backup_dir, _STATE_FILE)
+        previous_path = os.path.join(self.backup_dir, _PREVIOUS_STATE_FILE)
+        keep = {name}
+        if os.path.exists(state_path):
+            previous = read_json(state_path, what="backup state")
+            if previous.get("weights") != name:
+                os.replace(state_path, previous_path)
+                keep.add(previous.get("weights"))
         self.state.weights = name
-        write_json_atomically(
-            os.path.join(self.backup_dir, _STATE_FILE), dataclasses.asdict(self.state)
-        )
-        remove_stale_files(self.backup_dir, keep=name)
+        write_json_atomically(state_path, dataclasses.asdict(self.state))
+        remove_stale_files(self.backup_dir, keep=keep)
         self._saved_at = self.state.global_step
 
 
+def referenced_weights(backup_dir):
+    """The weights files that the backup's state files name."""
+    names = set()
+    for name in (_STATE_FILE, _PREVIOUS_STATE_FILE):
+        path = os.path.join(backup_dir, name)
+        try:
+            names.add(read_json(path, what="backup state")["weights"])
+        except (OSError, KeyError, TypeError, DamagedFileError):
+            continue
+    return names
+
+
 def remove_stale_files(backup_dir, keep):
-    """Deletes weights other than `keep` and temporary files a killed run left behind."""
+    """Deletes weights other than those in `keep` (a name or a set of names) and temporary
+    files a killed run left behind."""
+    keep = {keep} if isinstance(keep, str) else set(keep)
     for path in glob.glob(os.path.join(backup_dir, "*.weights.h5")) + glob.glob(
         os.path.join(backup_dir, ".tmp-*")
     ):
-        if os.path.basename(path) != keep:
+        if os.path.basename(path) not in keep:
             os.remove(path)
 
 

@@ -1,7 +1,51 @@
-"""`TrainConfig`: everything one training run needs, with the defaults of the default run."""
+"""`TrainConfig`: everything one training run needs, with the defaults of the default run.
+
+Each field carries its documentation (the `--help` text of its flag) and its checks
+(`kerasgen.config_fields.option`); where the code that accepts a value has a list of valid
+values, the field asks that code (`valid_values`). `kerasgen.config_flags` turns the fields into
+command-line flags, so a field is written once. `validate()` (run on construction) rejects bad
+values with one line naming the field.
+"""
 
 import dataclasses
 import json
+
+from kerasgen.config_fields import check_fields, option
+from kerasgen.errors import UserInputError
+
+
+def _choices_of(name):
+    """The valid values of field `name`, asked of the code that accepts them (imported late:
+    these modules import TensorFlow and some import this one)."""
+    if name == "model":
+        from kerasgen.models.presets import preset_names
+
+        return preset_names()
+    if name in ("tokenizer", "source_tokenizer", "target_tokenizer"):
+        from kerasgen.tokenizers import TOKENIZER_LEVELS
+
+        return list(TOKENIZER_LEVELS)
+    if name == "optimizer":
+        from kerasgen.training.optimizers import OPTIMIZERS
+
+        return list(OPTIMIZERS)
+    if name == "schedule":
+        from kerasgen.training.optimizers import SCHEDULES
+
+        return list(SCHEDULES)
+    if name == "mixed_precision":
+        from kerasgen.training.optimizers import MIXED_PRECISION_POLICIES
+
+        return list(MIXED_PRECISION_POLICIES)
+    if name == "strategy":
+        from kerasgen.training.distribution import STRATEGIES
+
+        return list(STRATEGIES)
+    raise KeyError(name)
+
+
+VERBOSITIES = ("auto", 0, 1, 2)
+JIT_COMPILE_CHOICES = ("auto", True, False)
 
 
 @dataclasses.dataclass
@@ -9,47 +53,146 @@ class TrainConfig:
     """A training run's resolved configuration; the command-line flags map onto these fields.
 
     The defaults train the default model on the embedded corpus in a few minutes on two CPU
-    cores.
+    cores. Presets may bring their own training recipe (`for_model`).
     """
 
-    model: str = "text_generator"  # a preset name of kerasgen.models.presets
-    tokenizer: str = "character"  # character, word or subword
-    # Encoder-decoders only: the source and target token levels (None = `tokenizer`).
-    source_tokenizer: str | None = None  # e.g. "word" for sentences, "character" for dates
-    target_tokenizer: str | None = None  # the target's own vocabulary, start/end added
-    max_vocab_size: int | None = None  # cap for learned vocabularies; None = the level's default
-    data_path: str | None = None  # a local UTF-8 text file instead of the embedded corpus
-    dataset: str | None = None  # a TFDS dataset name instead of the embedded corpus
-    data_dir: str | None = None  # TFDS data folder (None = TFDS's default)
-    epochs: int = 10  # passes over the corpus; the default corpus is learned well by then
-    steps_per_epoch: int | None = None  # None = one full pass over the training windows
-    batch_size: int = 64  # windows per step: the GLOBAL batch, split across a strategy's replicas
-    seq_len: int = 100  # tokens per training window (backpropagation through time length)
-    learning_rate: float = 3e-3  # Adam; a small char-level LSTM tolerates a brisk rate
-    clipnorm: float = 1.0  # gradient clipping: recurrent nets explode without it
-    seed: int = 0  # model initialisation, shuffling and sample generation
-    export_dir: str = "exports"  # the TensorFlow Serving base folder the export lands in
-    export: bool = True  # write a SavedModel at the end
-    num_samples: int = 3  # generated samples printed after training
-    verbose: int | str = "auto"  # Keras progress bars: "auto", 1 (bar), 2 (a line per epoch), 0
-    # Optimisation and compilation; the defaults are the recurrent models' setup, and presets
-    # may bring their own (kerasgen.models.presets.TRAINING_RECIPES, see `for_model`).
-    optimizer: str = "adam"  # "adam", or "adamw" (weight decay on matrices only)
-    weight_decay: float = 0.0  # AdamW's decoupled weight decay
-    beta_2: float = 0.999  # Adam's second-moment decay
-    schedule: str = "constant"  # "constant", or "cosine": linear warmup then cosine decay
-    warmup_steps: int = 0  # steps of linear learning-rate warmup
-    mixed_precision: str | None = None  # None, "mixed_bfloat16" (CPU, TPU), "mixed_float16" (GPU)
-    jit_compile: bool | str = "auto"  # XLA train step; "auto": Keras decides (off on CPU)
-    steps_per_execution: int = 1  # train steps per call into the compiled function
-    time_budget_seconds: float | None = None  # stop training after this much wall time
-    init_from: str | None = None  # start from a pretrained work folder, checkpoint or export
-    # Surviving interruption and stopping on time (kerasgen.training.resume, .fitting).
-    checkpoint_every_steps: int | None = 200  # mid-epoch backups: a rerun loses < 200 steps
-    early_stopping_patience: int | None = None  # stop after N epochs without a lower val loss
-    # Devices and machines (kerasgen.training.distribution); batch_size stays the global batch.
-    strategy: str = "default"  # one device; or "mirrored", "multi_worker" (TF_CONFIG), "tpu"
-    tpu: str | None = None  # strategy "tpu": grpc://host:port, a Cloud TPU name, or "local"
+    model: str = option(
+        "text_generator", "Model preset to train (kerasgen.models.presets).", choices=True
+    )
+    model_config: dict | None = option(
+        None,
+        "Overrides of the preset's hyperparameters: a JSON object or the path of a .json file, "
+        'e.g. \'{"rnn_units": 512, "dropout": 0.3}\'. The run records the resolved values.',
+    )
+    tokenizer: str = option("character", "Token level.", choices=True)
+    source_tokenizer: str | None = option(
+        None, "Encoder-decoders: the source's token level (default: --tokenizer).", choices=True
+    )
+    target_tokenizer: str | None = option(
+        None, "Encoder-decoders: the target's token level (default: --tokenizer).", choices=True
+    )
+    max_vocab_size: int | None = option(
+        None,
+        "Vocabulary cap of learned vocabularies (default: the level's own).",
+        minimum=5,  # the 4 reserved ids and one token
+    )
+    data_path: str | None = option(
+        None,
+        "A local UTF-8 text file to train on (encoder-decoders: source<TAB>target lines).",
+    )
+    dataset: str | None = option(
+        None,
+        "A TensorFlow Datasets name to train on (needs internet unless already prepared), "
+        "e.g. tiny_shakespeare.",
+    )
+    data_dir: str | None = option(None, "TensorFlow Datasets data folder.")
+    epochs: int = option(10, "Training epochs.", minimum=1)
+    steps_per_epoch: int | None = option(
+        None, "Steps per epoch (default: one pass over the data).", minimum=1
+    )
+    batch_size: int = option(
+        64,
+        "Windows per step: the GLOBAL batch, split evenly across the --strategy's replicas.",
+        minimum=1,
+    )
+    seq_len: int = option(100, "Tokens per training window (language models).", minimum=1)
+    learning_rate: float = option(3e-3, "Peak learning rate.", minimum=0.0)
+    clipnorm: float = option(1.0, "Per-variable gradient clipping norm (0: off).", minimum=0.0)
+    seed: int = option(
+        0, "Random seed of initialisation, shuffling and samples.", minimum=0, maximum=2**31 - 1
+    )
+    export_dir: str = option(
+        "exports",
+        "TensorFlow Serving base folder: the export lands in <export_dir>/<model>/<version>/.",
+    )
+    export: bool = option(True, "Export a SavedModel after training.")
+    num_samples: int = option(3, "Samples printed after training (0: none).", minimum=0)
+    verbose: int | str = option(
+        "auto",
+        "Keras progress output: 1 a progress bar, 2 a line per epoch, 0 silent.",
+        choices=VERBOSITIES,
+    )
+    optimizer: str = option("adam", "adamw decays matrices only.", choices=True)
+    weight_decay: float = option(0.0, "AdamW weight decay.", minimum=0.0)
+    beta_2: float = option(0.999, "Adam's second-moment decay.", minimum=0.0)
+    schedule: str = option(
+        "constant",
+        "Learning rate: constant, or linear warmup then cosine decay to a tenth.",
+        choices=True,
+    )
+    warmup_steps: int = option(0, "Linear warmup steps.", minimum=0)
+    mixed_precision: str | None = option(
+        None,
+        "Mixed precision: mixed_bfloat16 (CPU, TPU) or mixed_float16 with loss scaling (GPU).",
+        choices=True,
+    )
+    jit_compile: bool | str = option(
+        "auto",
+        "XLA-compile the train step (auto: Keras decides, off on CPU).",
+        choices=JIT_COMPILE_CHOICES,
+    )
+    steps_per_execution: int = option(
+        1, "Train steps per call into the compiled function.", minimum=1
+    )
+    time_budget_seconds: float | None = option(
+        None,
+        "Stop training after this much wall time; a cosine schedule then decays by the clock too.",
+        minimum=0.0,
+    )
+    init_from: str | None = option(
+        None,
+        "Start from pretrained weights: a work folder, its model.keras or a checkpoint, or an "
+        "export; the run uses the pretrained tokenizers.",
+    )
+    checkpoint_every_steps: int | None = option(
+        200,
+        "Back the run up every this many steps (and at every epoch end); rerunning the same "
+        "command resumes from the last backup. 0: epoch ends only.",
+        minimum=0,
+    )
+    early_stopping_patience: int | None = option(
+        None,
+        "Stop after this many epochs without a lower validation loss (default: never); the run "
+        "keeps the weights of the lowest validation loss either way.",
+        minimum=0,
+    )
+    strategy: str = option(
+        "default",
+        "tf.distribute strategy: default (one device), mirrored (this machine's GPUs or logical "
+        "CPUs), multi_worker (the machines of the TF_CONFIG environment variable; the chief "
+        "alone writes the work folder and the export), tpu (with --tpu).",
+        choices=True,
+    )
+    tpu: str | None = option(
+        None, "--strategy=tpu: the TPU, as grpc://host:port, a Cloud TPU name, or local."
+    )
+
+    # Written by the run, not given: the schedule as laid out for the run's length
+    # (`total_steps`, `warmup_steps`), recorded in config.json.
+    plan: dict | None = option(None, "The run's schedule plan.", flag=False)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self):
+        """Raises `UserInputError` naming the first field whose value is invalid."""
+        check_fields(self)
+        if not self.beta_2 < 1:
+            raise UserInputError(f"beta_2 must be below 1, got {self.beta_2}")
+        if self.time_budget_seconds is not None and self.time_budget_seconds <= 0:
+            raise UserInputError(
+                f"time_budget_seconds must be positive, got {self.time_budget_seconds} "
+                "(leave it out for no budget)"
+            )
+        if self.model_config is not None and not isinstance(self.model_config, dict):
+            raise UserInputError(
+                f"model_config must be a JSON object of hyperparameters, not {self.model_config!r}"
+            )
+
+    @staticmethod
+    def valid_values(name):
+        """The valid values of field `name`, from the code that accepts them."""
+        return _choices_of(name)
 
     @classmethod
     def for_model(cls, model, **explicit):
@@ -64,4 +207,8 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text):
-        return cls(**json.loads(text))
+        """The configuration of a `to_json` text; keys of fields this version does not have
+        are ignored, so an older or newer record still reads."""
+        values = json.loads(text)
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in names})

@@ -14,7 +14,7 @@ from kerasgen.tokenizers import learn_tokenizer
 from kerasgen.training import TrainConfig, train_and_evaluate
 from kerasgen.training.init_from import InitFromError, initialize_from, load_pretrained
 from kerasgen.training.optimizers import build_optimizer, learning_rate_schedule
-from kerasgen.training.trainer import _built_model
+from kerasgen.training.run import build_preset
 from kerasgen_datasets.kerasgen_dialogue.grammar import write_document
 
 
@@ -80,8 +80,8 @@ def test_every_kind_of_source_gives_the_pretrained_weights(pretrained, source):
         "checkpoint": f"{workdir}/checkpoints/epoch-001.weights.h5",
         "export": result.export_path,
     }[source]
-    source = load_pretrained(path, build_preset=_built_model)
-    model = _built_model("gpt_tiny", result.tokenizer.vocab_size)
+    source = load_pretrained(path, build_preset=build_preset)
+    model = build_preset("gpt_tiny", {"tokenizer": result.tokenizer.vocab_size})
     initialize_from(model, source, "gpt_tiny")
     tokens = tf.constant([[1, 5, 6, 7, 8]])
     np.testing.assert_allclose(model(tokens).numpy(), result.model(tokens).numpy(), atol=1e-6)
@@ -94,10 +94,10 @@ def test_sources_of_another_model_or_vocabulary_are_one_line_errors(pretrained, 
         InitFromError,
         match="another model than --model=text_generator_tiny: .*num_layers=2 .not 1.",
     ):
-        lstm = _built_model("text_generator_tiny", result.tokenizer.vocab_size)
+        lstm = build_preset("text_generator_tiny", {"tokenizer": result.tokenizer.vocab_size})
         initialize_from(lstm, load_pretrained(workdir), "text_generator_tiny")
     with pytest.raises(InitFromError, match="another vocabulary than --model=gpt_tiny"):
-        small = _built_model("gpt_tiny", result.tokenizer.vocab_size - 1)
+        small = build_preset("gpt_tiny", {"tokenizer": result.tokenizer.vocab_size - 1})
         initialize_from(small, load_pretrained(workdir), "gpt_tiny")
     with pytest.raises(InitFromError, match="character-level, not word"):
         train_and_evaluate(
@@ -105,12 +105,13 @@ def test_sources_of_another_model_or_vocabulary_are_one_line_errors(pretrained, 
             str(tmp_path / "b"),
             log=_quiet,
         )
-    # A work folder that holds another vocabulary already cannot take the pretrained one.
+    # What a start that failed its checks left in an unclaimed folder gives way to the
+    # pretrained vocabulary (nothing of it was trained).
     learn_tokenizer("character", ["only these letters"], str(tmp_path / "c" / "tokenizer"))
-    with pytest.raises(InitFromError, match="vocabulary differs"):
-        train_and_evaluate(
-            _config(data, tmp_path, init_from=workdir), str(tmp_path / "c"), log=_quiet
-        )
+    tuned = train_and_evaluate(
+        _config(data, tmp_path, init_from=workdir), str(tmp_path / "c"), log=_quiet
+    )
+    assert tuned.tokenizer.vocab_size == result.tokenizer.vocab_size
     with pytest.raises(InitFromError, match="not a kerasgen work folder"):
         load_pretrained(data)
 

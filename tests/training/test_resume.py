@@ -171,7 +171,13 @@ def test_an_interrupted_fit_resumes_to_the_uninterrupted_weights(tmp_path, steps
     # Backups after 3, 6, 8 (epoch end), 11 and 14 steps: the last is inside epoch 2.
     state = json.loads((tmp_path / "b" / "backup" / "state.json").read_text())
     assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 6, 14)
-    assert sorted(os.listdir(tmp_path / "b" / "backup")) == ["state.json", "step-14.weights.h5"]
+    # The newest backup and the one before it (the fallback if the newest is damaged).
+    assert sorted(os.listdir(tmp_path / "b" / "backup")) == [
+        "state.json",
+        "state.previous.json",
+        "step-11.weights.h5",
+        "step-14.weights.h5",
+    ]
 
     resumed = _regression_model()
     lines = []
