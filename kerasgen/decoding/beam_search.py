@@ -11,6 +11,8 @@ next prompt token, at no cost.
 
 import tensorflow as tf
 
+from kerasgen.decoding.logits_processors import apply_logits_processors, make_logits_processors
+
 _NEG_INF = -1e9
 
 
@@ -34,6 +36,15 @@ class BeamSearchStrategy:
             included); a hypothesis that reaches it is finished.
         alpha: float32 `[batch]`, the length-penalty exponent per request (0 ranks by summed
             log-probability).
+        repetition_penalty: float32 `[batch]` or None (1 is off), `RepetitionPenalty`.
+        no_repeat_ngram_size: int32 `[batch]` or None (0 is off), `NoRepeatNGram`.
+        min_new_tokens: int32 `[batch]` or None (0 is off), `MinNewTokens`: no hypothesis
+            ends with the end token before it (one may still end at `max_new_tokens`).
+
+    The processors apply to every beam's logits before the log-softmax, so with any of them on
+    the scores are log-probabilities of the processed distribution (renormalised over the
+    tokens left). Stop sequences, several samples and per-token outputs are the sampling
+    strategy's only.
 
     Early stop: a request is done once its finished pool is full and no alive hypothesis can
     still beat the worst hypothesis in it (log-probabilities only fall as a hypothesis grows,
@@ -47,7 +58,18 @@ class BeamSearchStrategy:
     by the length penalty).
     """
 
-    def __init__(self, *, num_beams, end_id, pad_id, max_new_tokens, alpha):
+    def __init__(
+        self,
+        *,
+        num_beams,
+        end_id,
+        pad_id,
+        max_new_tokens,
+        alpha,
+        repetition_penalty=None,
+        no_repeat_ngram_size=None,
+        min_new_tokens=None,
+    ):
         if num_beams < 1:
             raise ValueError(f"num_beams must be at least 1, got {num_beams}.")
         self.num_beams = num_beams
@@ -55,6 +77,19 @@ class BeamSearchStrategy:
         self.pad_id = pad_id
         self.max_new_tokens = tf.cast(max_new_tokens, tf.int32)
         self.alpha = tf.cast(alpha, tf.float32)
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.min_new_tokens = min_new_tokens
+
+        def per_beam(values):  # [batch] → [batch * k], request-major like the beams
+            return None if values is None else tf.repeat(values, num_beams)
+
+        self.logits_processors = make_logits_processors(
+            end_id=end_id,
+            repetition_penalty=per_beam(repetition_penalty),
+            no_repeat_ngram_size=per_beam(no_repeat_ngram_size),
+            min_new_tokens=per_beam(min_new_tokens),
+        )
 
     def initialize(self, prompt_ids, prompt_lengths, model_state):
         k = self.num_beams
@@ -103,7 +138,16 @@ class BeamSearchStrategy:
         vocab_size = tf.shape(logits)[-1]
         prompt_lengths = loop_state["prompt_lengths"]
 
-        log_probs = tf.reshape(tf.nn.log_softmax(tf.cast(logits, tf.float32)), [batch, k, -1])
+        logits = tf.cast(logits, tf.float32)
+        if self.logits_processors:
+            logits = apply_logits_processors(
+                self.logits_processors,
+                logits,
+                tf.reshape(alive_tokens, [batch * k, -1]),
+                index,
+                tf.repeat(prompt_lengths, k),
+            )
+        log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, k, -1])
         in_prompt = next_index < prompt_lengths  # [batch]
         forced = tf.one_hot(
             alive_tokens[:, :, next_index], vocab_size, on_value=0.0, off_value=_NEG_INF

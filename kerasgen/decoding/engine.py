@@ -129,3 +129,32 @@ def generated_tokens(tokens, prompt_lengths, num_generated, end_id):
     )
     keep = in_generation & (tokens != end_id)
     return tf.ragged.boolean_mask(tokens, keep)
+
+
+def generated_values(values, prompt_lengths, num_tokens, max_new_tokens, fill_value=0):
+    """Cuts each row's per-token values out of a buffer aligned with the tokens, left-aligned.
+
+    The dense counterpart of `generated_tokens` for the per-token outputs of a strategy
+    (`token_log_probs`, `top_token_ids`, `top_log_probs`, or `tokens` itself), for outputs that
+    must keep a fixed shape, such as a serving signature's. The end token keeps its place, so a
+    row's log-probabilities sum to its `log_prob`.
+
+    Args:
+        values: `[rows, max_length, ...]`, aligned with the token buffer.
+        prompt_lengths: int32 `[rows]`.
+        num_tokens: int32 `[rows]`, generated tokens (an end token included).
+        max_new_tokens: Python int, the width of the result (the most tokens a row can
+            generate, such as `DecodingConfig.max_new_tokens_cap`).
+        fill_value: written after each row's `num_tokens` values.
+
+    Returns:
+        `[rows, max_new_tokens, ...]`: entry `[r, j]` belongs to row `r`'s generated token `j`.
+    """
+    max_length = tf.shape(values)[1]
+    steps = tf.range(max_new_tokens)[tf.newaxis, :]  # [1, max_new_tokens]
+    positions = tf.minimum(prompt_lengths[:, tf.newaxis] + steps, max_length - 1)
+    gathered = tf.gather(values, positions, batch_dims=1)  # [rows, max_new_tokens, ...]
+    valid = steps < num_tokens[:, tf.newaxis]
+    for _ in range(values.shape.rank - 2):
+        valid = valid[..., tf.newaxis]
+    return tf.where(valid, gathered, tf.cast(fill_value, values.dtype))

@@ -9,6 +9,9 @@ integer arithmetic that XLA compiles everywhere.
 
 import tensorflow as tf
 
+from kerasgen.decoding.logits_processors import apply_logits_processors, make_logits_processors
+from kerasgen.decoding.stop_sequences import StopSequenceMatcher
+
 _NEG_INF = -1e9  # finite, so masked rows never make NaNs in softmax or argmax
 
 
@@ -108,14 +111,65 @@ class SamplingStrategy:
         top_p: float32 `[batch]`, 1 for off.
         seeds: int32 `[batch]`; the same seed gives the same sample.
 
+    Generation controls, each off when left out (None adds no op to the loop) and, given as a
+    tensor, off for the rows that hold its "off" value:
+        repetition_penalty: float32 `[batch]`, positive; 1 is off (`RepetitionPenalty`).
+        no_repeat_ngram_size: int32 `[batch]`; 0 is off (`NoRepeatNGram`).
+        min_new_tokens: int32 `[batch]`; 0 is off. The end token is banned, and stop sequences
+            are not matched, until the continuation they would end is this long.
+        stop_sequences: int32 `[batch, K, L]`, up to `K` token sequences per row, each up to
+            `L` tokens, left-aligned; with `stop_sequence_lengths`, int32 `[batch, K]` (0 for
+            an unused slot). A row stops as soon as its continuation ends with one of them
+            (the longest, if several end there). Only generated tokens are matched: a stop
+            sequence that begins in the prompt does not count. The stop sequence is not
+            returned: `num_tokens` and `log_prob` cover the continuation before it, and the
+            buffer holds padding in its place.
+        token_log_probs: Python bool, also return each generated token's log-probability.
+        top_logprobs: Python int, also return the `top_logprobs` most likely tokens of every
+            step with their log-probabilities (0 is off).
+
+    The processors (repetition penalty, then the n-gram and minimum-length bans) change the
+    logits the token is chosen from, before temperature and filtering. Every log-probability
+    returned is the model's own, at temperature 1 before any processor or filter, so
+    `log_prob` stays the model's log-probability of the text returned.
+
     `finalize` returns dense tensors only (so it compiles under XLA; cut the continuations out
-    with `generated_tokens`): `tokens` (int32 `[batch, max_length]`, prompt then continuation),
-    `prompt_lengths` (int32 `[batch]`), `num_tokens` (int32 `[batch]`, generated tokens
-    including the end token) and `log_prob` (float32 `[batch]`, the model's log-probability of
-    those tokens at temperature 1, before any filtering).
+    with `generated_tokens`, per-token values with `generated_values`): `tokens` (int32
+    `[batch, max_length]`, prompt then continuation), `prompt_lengths` (int32 `[batch]`),
+    `num_tokens` (int32 `[batch]`, generated tokens including the end token) and `log_prob`
+    (float32 `[batch]`, the model's log-probability of those tokens at temperature 1, before
+    any processor or filter). With the controls:
+        stop_sequence_index: int32 `[batch]`, the stop sequence that ended the row, or -1
+            (with `stop_sequences`).
+        token_log_probs: float32 `[batch, max_length]`, aligned with `tokens`: each generated
+            token's log-probability, 0 elsewhere; a row's values sum to its `log_prob`.
+        top_token_ids: int32 `[batch, max_length, top_logprobs]` and top_log_probs: float32
+            `[batch, max_length, top_logprobs]`, aligned with `tokens`, most likely first, at
+            every generated position (`pad_id` and 0 elsewhere).
     """
 
-    def __init__(self, *, end_id, pad_id, max_new_tokens, temperature, top_k, top_p, seeds):
+    def __init__(
+        self,
+        *,
+        end_id,
+        pad_id,
+        max_new_tokens,
+        temperature,
+        top_k,
+        top_p,
+        seeds,
+        repetition_penalty=None,
+        no_repeat_ngram_size=None,
+        min_new_tokens=None,
+        stop_sequences=None,
+        stop_sequence_lengths=None,
+        token_log_probs=False,
+        top_logprobs=0,
+    ):
+        if (stop_sequences is None) != (stop_sequence_lengths is None):
+            raise ValueError("stop_sequences and stop_sequence_lengths go together.")
+        if not isinstance(top_logprobs, int) or top_logprobs < 0:
+            raise ValueError(f"top_logprobs must be a Python int >= 0, got {top_logprobs!r}.")
         self.end_id = end_id
         self.pad_id = pad_id
         self.max_new_tokens = tf.cast(max_new_tokens, tf.int32)
@@ -123,9 +177,25 @@ class SamplingStrategy:
         self.top_k = tf.cast(top_k, tf.int32)
         self.top_p = tf.cast(top_p, tf.float32)
         self.seeds = tf.cast(seeds, tf.int32)
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        self.min_new_tokens = None if min_new_tokens is None else tf.cast(min_new_tokens, tf.int32)
+        self.stop_sequences = stop_sequences
+        self.stop_sequence_lengths = stop_sequence_lengths
+        self.token_log_probs = token_log_probs
+        self.top_logprobs = top_logprobs
+        self.logits_processors = make_logits_processors(
+            end_id=end_id,
+            repetition_penalty=repetition_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            min_new_tokens=min_new_tokens,
+        )
+        if stop_sequences is not None:
+            self._stop_matcher = StopSequenceMatcher(stop_sequences, stop_sequence_lengths)
 
     def initialize(self, prompt_ids, prompt_lengths, model_state):
         batch = tf.shape(prompt_ids)[0]
+        max_length = tf.shape(prompt_ids)[1]
         loop_state = {
             "tokens": tf.transpose(prompt_ids),  # [max_length, batch]: time-major for cheap rows
             "prompt_lengths": prompt_lengths,
@@ -133,6 +203,15 @@ class SamplingStrategy:
             "num_generated": tf.zeros([batch], tf.int32),
             "log_prob": tf.zeros([batch], tf.float32),
         }
+        if self.stop_sequences is not None:
+            loop_state.update(self._stop_matcher.initial_state(batch))
+            loop_state["stop_sequence_index"] = tf.fill([batch], -1)
+        if self.token_log_probs:
+            loop_state["token_log_probs"] = tf.zeros([max_length, batch], tf.float32)
+        if self.top_logprobs:
+            top_shape = [max_length, batch, self.top_logprobs]
+            loop_state["top_token_ids"] = tf.fill(top_shape, tf.constant(self.pad_id, tf.int32))
+            loop_state["top_log_probs"] = tf.zeros(top_shape, tf.float32)
         return loop_state, model_state
 
     def input_ids(self, loop_state, index):
@@ -144,8 +223,19 @@ class SamplingStrategy:
 
     def step(self, index, logits, loop_state, model_state):
         next_index = index + 1
+        logits = tf.cast(logits, tf.float32)
+        log_probs = tf.nn.log_softmax(logits)  # the model's own, whatever the processors do
+        choice_logits = logits
+        if self.logits_processors:
+            choice_logits = apply_logits_processors(
+                self.logits_processors,
+                logits,
+                tf.transpose(loop_state["tokens"]),
+                index,
+                loop_state["prompt_lengths"],
+            )
         chosen = choose_tokens(
-            logits,
+            choice_logits,
             index,
             temperature=self.temperature,
             top_k=self.top_k,
@@ -155,28 +245,86 @@ class SamplingStrategy:
         existing = loop_state["tokens"][next_index]  # the prompt token, or padding
         generating = (next_index >= loop_state["prompt_lengths"]) & ~loop_state["finished"]
         next_ids = tf.where(generating, chosen, existing)
-        token_log_prob = tf.gather(
-            tf.nn.log_softmax(tf.cast(logits, tf.float32)), chosen, batch_dims=1
-        )
+        token_log_prob = tf.where(generating, tf.gather(log_probs, chosen, batch_dims=1), 0.0)
         num_generated = loop_state["num_generated"] + tf.cast(generating, tf.int32)
         finished = loop_state["finished"] | (
             generating & ((chosen == self.end_id) | (num_generated >= self.max_new_tokens))
         )
-        loop_state = {
-            "tokens": tf.tensor_scatter_nd_update(
+        new_state = dict(loop_state)  # keys of other controls pass through
+        new_state.update(
+            tokens=tf.tensor_scatter_nd_update(
                 loop_state["tokens"], [[next_index]], next_ids[tf.newaxis]
             ),
-            "prompt_lengths": loop_state["prompt_lengths"],
-            "finished": finished,
-            "num_generated": num_generated,
-            "log_prob": loop_state["log_prob"] + tf.where(generating, token_log_prob, 0.0),
-        }
-        return loop_state, model_state
+            finished=finished,
+            num_generated=num_generated,
+            log_prob=loop_state["log_prob"] + token_log_prob,
+        )
+        if self.stop_sequences is not None:
+            new_state = self._match_stop_sequences(new_state, generating, chosen, token_log_prob)
+        if self.token_log_probs:
+            new_state["token_log_probs"] = tf.tensor_scatter_nd_update(
+                loop_state["token_log_probs"], [[next_index]], token_log_prob[tf.newaxis]
+            )
+        if self.top_logprobs:
+            top_log_probs, top_ids = tf.math.top_k(log_probs, k=self.top_logprobs)
+            writing = generating[:, tf.newaxis]
+            new_state["top_token_ids"] = tf.tensor_scatter_nd_update(
+                loop_state["top_token_ids"],
+                [[next_index]],
+                tf.where(writing, top_ids, self.pad_id)[tf.newaxis],
+            )
+            new_state["top_log_probs"] = tf.tensor_scatter_nd_update(
+                loop_state["top_log_probs"],
+                [[next_index]],
+                tf.where(writing, top_log_probs, 0.0)[tf.newaxis],
+            )
+        return new_state, model_state
+
+    def _match_stop_sequences(self, loop_state, generating, chosen, token_log_prob):
+        """Ends the rows whose continuation now ends with a stop sequence, and takes the stop
+        sequence back out of `num_generated` and `log_prob`."""
+        window = self._stop_matcher.push(loop_state, generating, chosen, token_log_prob)
+        min_length = 0 if self.min_new_tokens is None else self.min_new_tokens
+        stop_length, which, removed_log_prob = self._stop_matcher.match(
+            window, loop_state["num_generated"], min_length
+        )
+        stopped = generating & (stop_length > 0)
+        stop_length = tf.where(stopped, stop_length, 0)
+        loop_state = dict(loop_state, **window)
+        loop_state.update(
+            finished=loop_state["finished"] | stopped,
+            num_generated=loop_state["num_generated"] - stop_length,
+            log_prob=loop_state["log_prob"] - tf.where(stopped, removed_log_prob, 0.0),
+            stop_sequence_index=tf.where(stopped, which, loop_state["stop_sequence_index"]),
+        )
+        return loop_state
 
     def finalize(self, loop_state):
-        return {
-            "tokens": tf.transpose(loop_state["tokens"]),  # [batch, max_length]
-            "prompt_lengths": loop_state["prompt_lengths"],
-            "num_tokens": loop_state["num_generated"],
-            "log_prob": loop_state["log_prob"],
-        }
+        tokens = tf.transpose(loop_state["tokens"])  # [batch, max_length]
+        prompt_lengths = loop_state["prompt_lengths"]
+        num_tokens = loop_state["num_generated"]
+        result = {"prompt_lengths": prompt_lengths, "num_tokens": num_tokens}
+        per_position = {"tokens": (tokens, self.pad_id)}
+        if self.token_log_probs:
+            per_position["token_log_probs"] = (tf.transpose(loop_state["token_log_probs"]), 0.0)
+        if self.top_logprobs:
+            for key, fill in (("top_token_ids", self.pad_id), ("top_log_probs", 0.0)):
+                per_position[key] = (tf.transpose(loop_state[key], [1, 0, 2]), fill)
+        for key, (values, fill) in per_position.items():
+            if self.stop_sequences is not None:
+                # A matched stop sequence stays in the buffer beyond `num_tokens`: clear it.
+                values = _clear_after_continuation(values, prompt_lengths, num_tokens, fill)
+            result[key] = values
+        result["log_prob"] = loop_state["log_prob"]
+        if self.stop_sequences is not None:
+            result["stop_sequence_index"] = loop_state["stop_sequence_index"]
+        return result
+
+
+def _clear_after_continuation(values, prompt_lengths, num_tokens, fill):
+    """`values` `[rows, max_length, ...]` with `fill` at positions after each continuation."""
+    positions = tf.range(tf.shape(values)[1])[tf.newaxis, :]
+    keep = positions < (prompt_lengths + num_tokens)[:, tf.newaxis]  # [rows, max_length]
+    for _ in range(values.shape.rank - 2):
+        keep = keep[..., tf.newaxis]
+    return tf.where(keep, values, tf.cast(fill, values.dtype))

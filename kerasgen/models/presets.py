@@ -315,7 +315,7 @@ PRESETS.update(
     }
 )
 MODEL_FAMILIES["seq2seq"] = Seq2Seq
-TRANSLATION_FAMILIES = ("seq2seq",)
+TRANSLATION_FAMILIES = ("seq2seq", "transformer_seq2seq")  # the second: see the end of the file
 
 
 def is_translation_model(name):
@@ -344,5 +344,67 @@ TRAINING_RECIPES.update(
     {
         name: dict(epochs=3)  # three passes over the 30k date pairs
         for name in ("seq2seq", "seq2seq_attention", "seq2seq_luong")
+    }
+)
+
+
+# Transformer encoder-decoders (kerasgen.models.transformer_seq2seq.TransformerSeq2Seq): built
+# and trained as the encoder-decoders above. A service decoding them must keep its
+# `max_new_tokens_cap` within `max_target_length` (the size of the decoding caches).
+from kerasgen.models.transformer_seq2seq import TransformerSeq2Seq  # noqa: E402
+
+PRESETS.update(
+    {
+        # A small real one for ~30k sentence pairs on CPU (Vaswani et al.'s base at half the
+        # width and depth); a starting point, to be tuned.
+        "transformer": dict(
+            family="transformer_seq2seq",
+            width=256,  # half the base model's 512: sized for CPU training
+            num_layers=3,  # encoder and decoder blocks each; half the base model's 6
+            num_heads=4,  # 64-wide heads, as the base model's
+            mlp_width=1024,  # the usual 4 * width
+            dropout=0.1,  # the base model's: 30k pairs are few for ~5.5M weights
+            # Room for DecodingConfig's default cap (512 new tokens) as well as the trainer's
+            # export (256); each decoding step reads the whole cache, so no more than needed.
+            max_target_length=512,
+            tie_embeddings=True,  # target embedding as the output projection: fewer weights
+        ),
+        # Tiny sizes for tests and smoke runs.
+        "transformer_tiny": dict(
+            family="transformer_seq2seq",
+            width=16,  # the smallest that still learns something
+            num_layers=2,  # two blocks each: the caches and residual paths cross layers
+            num_heads=2,  # several heads, so the head split and merge are exercised
+            mlp_width=32,  # 2x: the usual 4x would be wasted at this width
+            dropout=0.0,  # nothing to regularise at this size
+            max_target_length=512,  # as `transformer`: fits every default decoding config
+            tie_embeddings=True,  # the default output projection
+        ),
+    }
+)
+MODEL_FAMILIES["transformer_seq2seq"] = TransformerSeq2Seq
+
+TRAINING_RECIPES.update(
+    {
+        "transformer": dict(
+            batch_size=64,  # the default's: ~470 steps per pass over 30k pairs
+            learning_rate=1e-3,  # a usual peak for a pre-LN Transformer of this size
+            optimizer="adamw",  # decoupled weight decay, matrices only
+            weight_decay=0.1,  # as the zoo's GPTs
+            beta_2=0.98,  # Vaswani et al.'s: follows the gradient scale quickly
+            clipnorm=1.0,  # AdamW clips the global norm: a safeguard while warming up
+            schedule="cosine",  # linear warmup, then cosine decay to a tenth of the peak
+            warmup_steps=200,  # about half a pass: attention is unstable at the peak rate cold
+            epochs=5,  # to be tuned; a validation pass (and a checkpoint) each
+        ),
+        "transformer_tiny": dict(
+            batch_size=8,  # small and fast
+            learning_rate=3e-3,  # a tiny Transformer tolerates a brisk rate
+            optimizer="adamw",  # as `transformer`
+            weight_decay=0.1,  # as `transformer`
+            beta_2=0.98,  # as `transformer`
+            schedule="cosine",  # as `transformer`
+            warmup_steps=0,  # too few steps to spare any; the run length varies in tests
+        ),
     }
 )
