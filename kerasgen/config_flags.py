@@ -99,16 +99,16 @@ def _parse_choice(text, valid):
 def _parse_json_object(name, text):
     """`--model_config`: a JSON object, or the path of a .json file holding one."""
     source = text
-    if not text.lstrip().startswith("{"):
-        if not os.path.isfile(text):
-            raise UserInputError(
-                f"--{name}={text}: neither a JSON object nor an existing .json file"
-            )
+    if os.path.isfile(text):
         with open(text, encoding="utf-8") as f:
             source = f.read()
     try:
         value = json.loads(source)
     except json.JSONDecodeError as error:
+        if source is text and not text.lstrip().startswith(("{", "[")):
+            raise UserInputError(
+                f"--{name}={text}: neither a JSON object nor an existing .json file"
+            ) from None
         raise UserInputError(f"--{name}: not valid JSON ({error})") from None
     if not isinstance(value, dict):
         raise UserInputError(f"--{name}: must be a JSON object, got {type(value).__name__}")

@@ -28,7 +28,6 @@ from kerasgen.evaluation.translation_quality import evaluate_translator, greedy_
 from kerasgen.models import presets
 from kerasgen.serving import DecodingConfig, LanguageModelService
 from kerasgen.serving.translation_service import TranslationService
-from kerasgen.training import distribution
 from kerasgen.work_folder import WorkFolder
 
 # Tokens of the sample generated after each epoch: a glimpse, not a page.
@@ -66,7 +65,7 @@ class LanguageModelTask:
 
     def datasets(self, corpus, tokenizers_, config, decoding):
         """`(make_train_data, validation_data, epoch_batches)`: a function building the
-        (sharded) training dataset afresh, the validation dataset, and the batches of one pass
+        training dataset afresh, the validation dataset, and the batches of one pass
         (None when repeated). The first call of `make_train_data` returns the dataset built
         here (its size is checked now, before the model is built)."""
         tokenizer = tokenizers_["tokenizer"]
@@ -81,14 +80,13 @@ class LanguageModelTask:
         repeat = config.steps_per_epoch is not None
 
         def build_train_data():
-            dataset = language_model_dataset(
+            return language_model_dataset(
                 corpus.train,
                 shuffle=True,
                 repeat=repeat,
                 name=f"{corpus.name} (training part)",
                 **pipeline,
             )
-            return distribution.shard_by_data(dataset)
 
         # Built now, so a corpus too small for one batch stops the run before the model is
         # built; the first `fit` call trains on this one, later calls (a resume) on fresh ones.
@@ -106,7 +104,7 @@ class LanguageModelTask:
             **dict(pipeline, batch_size=max(1, min(config.batch_size, windows))),
         )
         epoch_batches = None if repeat else len(unused[0])
-        return make_train_data, distribution.shard_by_data(validation_data), epoch_batches
+        return make_train_data, validation_data, epoch_batches
 
     def build_model(self, config, tokenizers_):
         model = presets.build_model(
@@ -236,20 +234,19 @@ class TranslationTask:
         )
 
         def make_train_data():  # called again by a resumed run, for the same shuffled order
-            dataset = translation_dataset(
+            return translation_dataset(
                 corpus.train,
                 shuffle=True,
                 repeat=config.steps_per_epoch is not None,
                 name=f"{corpus.name} (train)",
                 **pipeline,
             )
-            return distribution.shard_by_data(dataset)
 
         validation_data = translation_dataset(
             corpus.validation, shuffle=False, name=f"{corpus.name} (validation)", **pipeline
         )
         # Length-bucketed batches: tf.data cannot tell their number without reading them.
-        return make_train_data, distribution.shard_by_data(validation_data), None
+        return make_train_data, validation_data, None
 
     def build_model(self, config, tokenizers_):
         model = presets.build_translation_model(

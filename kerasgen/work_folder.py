@@ -228,6 +228,7 @@ class WorkFolder:
         from kerasgen import tokenizers
 
         directory = self.tokenizer_dir(name)
+        read_json(os.path.join(directory, tokenizers.CONFIG_FILE_NAME), what="tokenizer file")
         try:
             return tokenizers.load_tokenizer(directory)
         except (OSError, ValueError, KeyError, TypeError) as error:

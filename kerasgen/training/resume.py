@@ -308,11 +308,13 @@ class Backup(keras.callbacks.Callback):
         state_path = os.path.join(self.backup_dir, _STATE_FILE)
         previous_path = os.path.join(self.backup_dir, _PREVIOUS_STATE_FILE)
         keep = {name}
-        if os.path.exists(state_path):
+        try:
             previous = read_json(state_path, what="backup state")
-            if previous.get("weights") != name:
-                os.replace(state_path, previous_path)
-                keep.add(previous.get("weights"))
+        except (OSError, DamagedFileError):  # none yet, or the damaged one a resume skipped
+            previous = None
+        if previous is not None and previous.get("weights") != name:
+            os.replace(state_path, previous_path)
+            keep.add(previous.get("weights"))
         self.state.weights = name
         write_json_atomically(state_path, dataclasses.asdict(self.state))
         remove_stale_files(self.backup_dir, keep=keep)

@@ -159,9 +159,14 @@ def _train(task, config, folder, strategy, chief, decoding, log):
     try:
         tokenizers = _tokenizers(task, config, data, files, staging, pretrained, record)
         decoding = decoding or task.default_decoding()
-        make_train_data, validation_data, epoch_batches = task.datasets(
+        make_task_data, validation_data, epoch_batches = task.datasets(
             data, tokenizers, config, decoding
         )
+        validation_data = distribution.shard_by_data(validation_data)
+
+        def make_train_data():
+            return distribution.shard_by_data(make_task_data())
+
         epoch_steps = config.steps_per_epoch or epoch_batches
         config = _planned(config, epoch_steps, make_train_data, log)
 

@@ -172,7 +172,8 @@ def test_init_from_a_translation_run_starts_from_its_weights(pairs_file, tmp_pat
         ('{"rnn_unitz": 512}', "'rnn_unitz' is not a hyperparameter of --model=seq2seq_tiny"),
         ('{"rnn_units": "big"}', "rnn_units='big' is a str, but --model=seq2seq_tiny takes a int"),
         ("[1, 2]", "must be a JSON object"),
-        ("{not json", "neither a JSON object nor an existing .json file"),
+        ("{not json", "--model_config: not valid JSON"),
+        ("sizes.json", "neither a JSON object nor an existing .json file"),
     ],
 )
 def test_a_bad_model_config_is_one_line(tmp_path, train_cli, model_config, message):

@@ -138,7 +138,7 @@ def test_a_workdir_or_export_dir_that_cannot_be_written_is_refused_before_traini
 def test_a_diverged_run_exits_nonzero_exports_nothing_and_keeps_its_backup(text_file, tmp_path):
     workdir = str(tmp_path / "w")
     config = _config(
-        text_file, tmp_path, learning_rate=1e30, clipnorm=0.0, steps_per_epoch=20,
+        text_file, tmp_path, learning_rate=1e38, clipnorm=0.0, steps_per_epoch=20,
         checkpoint_every_steps=1,
     )  # fmt: skip
     with pytest.raises(TrainingDivergedError, match="training diverged: the loss became") as error:
