@@ -4,7 +4,8 @@
     python -m kerasgen.export --check=exports/text_generator/1
 
 `--check` lists every op of the SavedModel and fails (exit 1) if one is missing from a stock
-`tensorflow_model_server` (core TensorFlow plus tensorflow-text) or is a cuDNN-only kernel.
+`tensorflow_model_server` (core TensorFlow plus tensorflow-text) or is a cuDNN-only kernel, or
+if a variable cannot be read back from the export's variable files.
 """
 
 from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
@@ -18,7 +19,9 @@ from kerasgen.serving import DecodingConfig  # noqa: E402
 flags.DEFINE_string("check", None, "A SavedModel folder to check for TensorFlow Serving.")
 flags.DEFINE_string("workdir", None, "A training work folder to export (uses model.keras).")
 flags.DEFINE_string("export_dir", "exports", "TensorFlow Serving base folder.")
-flags.DEFINE_integer("version", None, "Version number (default: one above the latest).")
+flags.DEFINE_integer(
+    "version", None, "Version number, a positive integer (default: one above the latest)."
+)
 flags.DEFINE_boolean(
     "xla",
     False,
@@ -37,18 +40,24 @@ FLAGS = flags.FLAGS
 
 
 def _check():
-    from kerasgen.serving import check_serving_ops
+    from kerasgen.serving import check_serving_ops, check_variables
 
     counts = check_serving_ops(FLAGS.check)
     for op, count in sorted(counts.items()):
         print(f"{count:6d}  {op}")
-    print(f"OK: {len(counts)} op types, all available in tensorflow_model_server.")
+    num_values = check_variables(FLAGS.check)
+    print(
+        f"OK: {len(counts)} op types, all available in tensorflow_model_server; "
+        f"{num_values} saved values, all readable."
+    )
 
 
 def _export():
-    from kerasgen.serving import LanguageModelService, export_service
+    from kerasgen.serving import LanguageModelService, check_version, export_service
     from kerasgen.training.workdir import load_trained
 
+    if FLAGS.version is not None:
+        check_version(FLAGS.version)  # before the minutes of loading and tracing
     model, tokenizer, config = load_trained(FLAGS.workdir)
     decoding = DecodingConfig(
         max_new_tokens=FLAGS.max_new_tokens,
