@@ -4,11 +4,11 @@
     python -m kerasgen.export --check=exports/text_generator/1
 
 `--check` lists every op of the SavedModel and fails (exit 1) if one is missing from a stock
-`tensorflow_model_server` (core TensorFlow plus tensorflow-text) or is a cuDNN-only kernel.
+`tensorflow_model_server` (core TensorFlow plus tensorflow-text) or is a cuDNN-only kernel, or
+if a variable cannot be read back from the export's variable files.
 """
 
 from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
-from kerasgen.errors import UserInputError
 
 quiet_tensorflow_logs()
 
@@ -24,7 +24,9 @@ flags.DEFINE_string(
     "workdir", None, "A finished training work folder to export, of any model family."
 )
 flags.DEFINE_string("export_dir", "exports", "TensorFlow Serving base folder.")
-flags.DEFINE_integer("version", None, "Version number (default: one above the latest).")
+flags.DEFINE_integer(
+    "version", None, "Version number, a positive integer (default: one above the latest)."
+)
 flags.DEFINE_boolean(
     "xla",
     False,
@@ -39,24 +41,29 @@ FLAGS = flags.FLAGS
 
 
 def _check():
-    from kerasgen.serving import check_serving_ops
+    from kerasgen.serving import check_serving_ops, check_variables
 
     counts = check_serving_ops(FLAGS.check)
     for op, count in sorted(counts.items()):
         print(f"{count:6d}  {op}")
-    print(f"OK: {len(counts)} op types, all available in tensorflow_model_server.")
+    num_values = check_variables(FLAGS.check)
+    print(
+        f"OK: {len(counts)} op types, all available in tensorflow_model_server; "
+        f"{num_values} saved values, all readable."
+    )
 
 
 def _export():
-    from kerasgen.serving import export_service
+    from kerasgen.serving import check_version, export_service
     from kerasgen.tasks import task_for
     from kerasgen.training import service_for
     from kerasgen.work_folder import WorkFolder
 
-    config = WorkFolder(FLAGS.workdir).read_config()
-    if config is None:
-        raise UserInputError(f"{FLAGS.workdir}: no config.json, not a finished training run")
-    decoding = task_for(config.model).default_decoding()
+    if FLAGS.version is not None:
+        check_version(FLAGS.version)  # before the minutes of loading and tracing
+    folder = WorkFolder(FLAGS.workdir)
+    folder.require_finished()
+    decoding = task_for(folder.read_config().model).default_decoding()
     given = flag_values(DecodingConfig, names=_DECODING_FLAGS, only_present=True)
     if "max_new_tokens" in given:
         given["max_new_tokens_cap"] = max(decoding.max_new_tokens_cap, given["max_new_tokens"])

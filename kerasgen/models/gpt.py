@@ -5,6 +5,10 @@ import tensorflow as tf
 
 from kerasgen.layers import TransformerBlock, cache_write_indices
 
+# Tokens one pass of the sliding window encodes per row, in windows of `context_length` tokens
+# (512 windows of gpt_tiny, 32 of gpt_base): what bounds the memory of scoring a long text.
+_SLIDING_WINDOW_TOKENS_PER_PASS = 8192
+
 
 @keras.saving.register_keras_serializable(package="kerasgen")
 class GPT(keras.Model):
@@ -156,15 +160,39 @@ class GPT(keras.Model):
     def _sliding_window_logits(self, token_ids):
         """Logits of a sequence longer than the window: the first `context_length` positions in
         one pass, then each later position from its own window of the last `context_length`
-        tokens (all windows in one batch)."""
+        tokens.
+
+        The windows go through the model a chunk at a time (`windows_per_pass` of them per row,
+        one pass after the other), so memory is bounded by the chunk, not by the text: building
+        every window at once took gigabytes for a long text. Each window's logits are the same
+        whichever chunk computes them.
+        """
         context = self.context_length
         batch, time = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
         head = self._logits(self._hidden(token_ids[:, :context]))  # [batch, context, vocab]
         # Window j holds tokens j+1 .. j+context; its last position is context + j.
-        windows = tf.signal.frame(token_ids[:, 1:], context, 1, axis=1)  # [b, time-ctx, ctx]
-        flat = tf.reshape(windows, [-1, context])
-        last = self._hidden(flat)[:, -1]  # [batch * (time - context), width]
-        tail = tf.reshape(self._logits(last), [batch, time - context, self.vocab_size])
+        num_windows = time - context
+        per_pass = max(1, _SLIDING_WINDOW_TOKENS_PER_PASS // context)
+        num_passes = (num_windows + per_pass - 1) // per_pass
+        # Padded so that every pass frames `per_pass` full windows (fixed shapes); the windows
+        # of the padding are dropped at the end.
+        padded = tf.pad(token_ids[:, 1:], [[0, 0], [0, num_passes * per_pass - num_windows]])
+
+        def one_pass(k, logits):
+            tokens = tf.slice(padded, [0, k * per_pass], [batch, per_pass + context - 1])
+            windows = tf.signal.frame(tokens, context, 1, axis=1)  # [batch, per_pass, context]
+            last = self._hidden(tf.reshape(windows, [-1, context]))[:, -1]
+            chunk = tf.reshape(self._logits(last), [batch, per_pass, self.vocab_size])
+            return k + 1, logits.write(k, chunk)
+
+        _, chunks = tf.while_loop(
+            lambda k, logits: k < num_passes,
+            one_pass,
+            (tf.constant(0), tf.TensorArray(tf.float32, size=num_passes)),
+            parallel_iterations=1,  # one chunk in memory at a time
+        )
+        tail = tf.transpose(chunks.stack(), [1, 0, 2, 3])  # [batch, passes, per_pass, vocab]
+        tail = tf.reshape(tail, [batch, -1, self.vocab_size])[:, :num_windows]
         return tf.concat([head, tail], axis=1)
 
     def call(self, token_ids, training=False):

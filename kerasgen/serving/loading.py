@@ -12,27 +12,58 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the tokenizer ops exports use
 
 from kerasgen.errors import UserInputError
-from kerasgen.serving.exporter import METADATA_FILE, latest_export
+from kerasgen.serving.exporter import existing_versions
+from kerasgen.work_folder import export_metadata_path
+
+INT32_MAX = 2**31 - 1
+
+# An assertion's message is its first bracketed item, `assertion failed: [<message>] [<data>]...`;
+# the message itself may hold brackets ("top_p must be in (0, 1] (1 means off)"), so it ends at
+# the "] [" before the data, or at the end of the line when there is no data; the ".  " some
+# asserts (assert_non_negative) append to it is dropped.
+_ASSERTION = re.compile(r"assertion failed: \[(.*?)(?:\.  )?\](?: \[|$)", re.MULTILINE)
+# The lines of an error that are the graph's trace around the cause, not the cause.
+_TRACE_LINE = re.compile(r"^(\[\[|Graph execution error:|Detected at node|<stack traces)")
 
 
 def invalid_argument_reason(error):
     """The export's own message from an INVALID_ARGUMENT error (it names the input), without the
     graph execution trace around it."""
-    found = re.search(r"assertion failed: \[(.*?)\]", error.message)
-    return found.group(1) if found else error.message.strip().splitlines()[-1]
+    found = _ASSERTION.search(error.message)
+    if found:
+        return found.group(1)
+    lines = [line.strip() for line in error.message.strip().splitlines()]
+    causes = [line for line in lines if line and not _TRACE_LINE.match(line)]
+    return (causes or lines)[-1]
 
 
 def resolve_export_dir(path):
-    """A SavedModel folder: `path` itself, or the highest version of a model folder."""
+    """A SavedModel folder: `path` itself, or the highest version of a model folder that holds
+    one (a version folder without `saved_model.pb`, such as an emptied one, is passed over)."""
     if os.path.exists(os.path.join(path, "saved_model.pb")):
         return path
     if os.path.isdir(path):
-        latest = latest_export(path)
-        if latest and os.path.exists(os.path.join(latest, "saved_model.pb")):
-            return latest
+        versions = existing_versions(path)
+        for version in reversed(versions):
+            if os.path.exists(os.path.join(path, str(version), "saved_model.pb")):
+                return os.path.join(path, str(version))
+        if versions:
+            raise UserInputError(
+                f"{path}: no version folder holds a SavedModel (no saved_model.pb in "
+                f"{', '.join(str(v) for v in versions)})"
+            )
     raise UserInputError(
         f"{path}: holds no SavedModel (no saved_model.pb there nor in a numbered version folder)"
     )
+
+
+def int32_vector(name, values):
+    """int32 `[n]` of Python ints, or a `UserInputError` naming `name` when one does not fit:
+    the signatures' int32 inputs cannot see a larger number (it fails to convert first)."""
+    for value in values:
+        if not -INT32_MAX - 1 <= value <= INT32_MAX:
+            raise UserInputError(f"{name} must fit in int32 (at most {INT32_MAX}), got {value}")
+    return tf.constant(values, tf.int32, shape=[len(values)])
 
 
 class LoadedExport:
@@ -48,7 +79,7 @@ class LoadedExport:
 
     def metadata(self):
         """The export's `assets/kerasgen_export.json` (how it was made), or {} if absent."""
-        path = os.path.join(self.path, "assets", METADATA_FILE)
+        path = export_metadata_path(self.path)
         if not os.path.exists(path):
             return {}
         with open(path, encoding="utf-8") as f:
@@ -73,11 +104,11 @@ class LoadedExport:
         seeds = [seed + i if seed >= 0 else -1 for i in range(count)]
         outputs = self._signature("generate")(
             prompt=tf.constant(prompts, tf.string),
-            max_new_tokens=tf.fill([count], max_new_tokens),
+            max_new_tokens=int32_vector("max_new_tokens", [max_new_tokens] * count),
             temperature=tf.fill([count], float(temperature)),
-            top_k=tf.fill([count], top_k),
+            top_k=int32_vector("top_k", [top_k] * count),
             top_p=tf.fill([count], float(top_p)),
-            seed=tf.constant(seeds, tf.int32),
+            seed=int32_vector("seed", seeds),
         )
         return [t.decode("utf-8", errors="replace") for t in outputs["text"].numpy()]
 

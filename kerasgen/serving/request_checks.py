@@ -10,6 +10,19 @@ def batch_vector(dtype):
     return tf.TensorSpec([None], dtype)
 
 
+def ensure_batch_vectors(*tensors):
+    """`tensors`, each checked at run time to be a vector `[batch]`.
+
+    The input signatures say `[None]`, but neither `tf.saved_model.load`'s signatures nor
+    TensorFlow Serving check a request's shape against them, and inside the function the rank
+    is known to be 1, so a rank check is folded away before it runs. `EnsureShape` is kept:
+    any other shape (`[n, 1]`, a scalar) is INVALID_ARGUMENT "Shape of tensor <input> [n,1] is
+    not compatible with expected shape [?]", naming the input. Use the returned tensors, so
+    that everything computed from an input waits for its check.
+    """
+    return [tf.ensure_shape(tensor, [None]) for tensor in tensors]
+
+
 def check_same_batch(name, tensor, batch, *, batch_input="prompt"):
     """INVALID_ARGUMENT naming `name` when its batch size differs from `batch_input`'s."""
     return tf.debugging.assert_equal(
@@ -51,6 +64,17 @@ def generation_checks(batch, cap, *, batch_input, max_new_tokens, temperature, t
         tf.debugging.assert_non_negative(top_k, message="top_k must be >= 0 (0 means off)"),
         tf.debugging.assert_greater(top_p, 0.0, message=top_p_message),
         tf.debugging.assert_less_equal(top_p, 1.0, message=top_p_message),
+    ]
+
+
+def beam_search_checks(length_penalty, batch, *, batch_input):
+    """The checks of `beam_search`'s `length_penalty` `[batch]`: one value per row, and a number
+    >= 0 (a NaN fails the comparison too, so it is refused with the same message)."""
+    return [
+        check_same_batch("length_penalty", length_penalty, batch, batch_input=batch_input),
+        tf.debugging.assert_non_negative(
+            length_penalty, message="length_penalty must be a number >= 0 (0 means none)"
+        ),
     ]
 
 

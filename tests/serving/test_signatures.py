@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 from tiny_export import DECODING
 
+from kerasgen.errors import UserInputError
+from kerasgen.serving import LoadedExport
 from kerasgen.serving.language_model_service import language_model_warmup_inputs
 from kerasgen.serving.warmup import predict_request, read_warmup_requests
 
@@ -275,3 +277,78 @@ def test_beam_search_first_hypothesis_matches_greedy_at_width_one_scores_sorted(
     )
     scores = out["scores"].numpy()
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+def test_score_of_an_empty_batch_is_empty_in_both_loaders(exported):
+    _, path = exported
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["score"](text=tf.zeros([0], tf.string))
+    assert out["log_prob"].shape == (0,) and out["num_tokens"].shape == (0,)
+    session = _session_run(path, "score", {"text": np.zeros([0], object)})
+    assert session["log_prob"].shape == (0,)
+
+
+@pytest.mark.parametrize("length_penalty", [-0.5, float("nan")])
+def test_beam_search_refuses_a_negative_or_nan_length_penalty(exported, length_penalty):
+    _, path = exported
+    loaded = tf.saved_model.load(path)
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="length_penalty must be a number >= 0"
+    ):
+        loaded.signatures["beam_search"](
+            prompt=tf.constant(["", "ANNA:"]), length_penalty=tf.constant([0.6, length_penalty])
+        )
+
+
+def _all_signature_inputs():
+    """(signature, input) for every input of every language-model signature."""
+    warmup = language_model_warmup_inputs(["serving_default", "generate", "beam_search", "score"])
+    return [(signature, name) for signature, inputs in warmup.items() for name in inputs]
+
+
+@pytest.mark.parametrize("reshape", ["column", "scalar"])
+@pytest.mark.parametrize("signature_name,input_name", _all_signature_inputs())
+def test_an_input_that_is_not_a_batch_vector_is_invalid_argument_naming_it(
+    exported, signature_name, input_name, reshape
+):
+    """The input signature says `[None]`, but neither `tf.saved_model.load` nor TensorFlow
+    Serving checks it: a `[n, 1]` column used to pass silently, a scalar to fail cryptically."""
+    _, path = exported
+    inputs = _typed(language_model_warmup_inputs([signature_name])[signature_name])
+    inputs = {k: tf.constant(v) for k, v in inputs.items()}
+    bad = inputs[input_name]
+    inputs[input_name] = bad[:, tf.newaxis] if reshape == "column" else bad[0]
+    loaded = tf.saved_model.load(path)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"Shape of tensor {input_name} \\["):
+        loaded.signatures[signature_name](**inputs)
+
+
+@pytest.mark.parametrize("name", ["temperature", "top_p"])
+def test_a_nan_sampling_parameter_is_invalid_argument(exported, name):
+    _, path = exported
+    inputs = _typed({**GENERATE_INPUTS, name: [1.0, float("nan"), 1.0, 1.0]})
+    loaded = tf.saved_model.load(path)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name} must be"):
+        loaded.signatures["generate"](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+def test_the_whole_message_of_a_bad_request_reaches_the_user(exported):
+    """The message "top_p must be in (0, 1] (1 means off)" holds a bracket of its own."""
+    _, path = exported
+    export = LoadedExport(path)
+    request = dict(max_new_tokens=3, temperature=1.0, top_k=0, seed=1)
+    with pytest.raises(UserInputError) as caught:
+        export.generate(["ANNA:"], top_p=0.0, **request)
+    assert str(caught.value) == f"{path}: top_p must be in (0, 1] (1 means off)"
+    with pytest.raises(UserInputError) as caught:
+        export.beam_search(["ANNA:"], length_penalty=-1.0)
+    assert str(caught.value) == f"{path}: length_penalty must be a number >= 0 (0 means none)"
+
+
+def test_an_int32_input_out_of_range_is_named_before_the_signature_runs(exported):
+    """The signature cannot see 99999999999: an int32 tensor cannot hold it (a Python client
+    wraps it or fails to convert it first). The loading module names the input instead."""
+    _, path = exported
+    request = dict(temperature=1.0, top_k=0, top_p=1.0, seed=1)
+    with pytest.raises(UserInputError, match="max_new_tokens must fit in int32"):
+        LoadedExport(path).generate(["ANNA:"], max_new_tokens=99999999999, **request)

@@ -167,3 +167,21 @@ def test_plain_seq2seq_exports_without_attention_output(tmp_path_factory):
     outputs = _session_run(path, "translate", {k: np.array(v) for k, v in TRANSLATE.items()})
     assert sorted(outputs) == ["log_prob", "num_tokens", "text"]
     assert outputs["text"].shape == (len(SOURCES),)
+
+
+def test_score_of_an_empty_batch_and_bad_shapes_and_penalties_on_the_export(exported):
+    loaded = tf.saved_model.load(exported)
+    empty = loaded.signatures["score"](
+        source=tf.zeros([0], tf.string), target=tf.zeros([0], tf.string)
+    )
+    assert empty["log_prob"].shape == (0,) and empty["num_tokens"].shape == (0,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Shape of tensor target \["):
+        loaded.signatures["score"](source=tf.constant(["a"]), target=tf.constant([["a"]]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Shape of tensor source \["):
+        loaded.signatures["serving_default"](source=tf.constant([["March 3"]]))
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="length_penalty must be a number >= 0"
+    ):
+        loaded.signatures["beam_search"](
+            source=tf.constant(["March 3"]), length_penalty=tf.constant([float("nan")])
+        )

@@ -1,0 +1,386 @@
+"""`GenerationService`: what every family's serving functions share.
+
+A service wraps a model that follows the decoding step contract of `kerasgen.decoding` and its
+tokenizers, and builds the `tf.function`s that become a SavedModel's signatures: tokenization,
+the whole decode loop and detokenization run inside each function, so an export needs nothing
+of kerasgen to run, and the same functions serve in-process generation (training samples,
+tests), so what a user sees during training is what the export returns.
+
+The base class owns the signatures (their input specs, request checks, the sampling and
+beam-search loops through `kerasgen.decoding.decode`, scoring), the warmup requests, the
+resources an export tracks and its record. A family (`LanguageModelService`,
+`TranslationService`) supplies only how its input text becomes a decoding start and the pieces
+of its model: the initial state, the step function, teacher-forced logits for `score`, and any
+outputs of its own (translation's attention). A new signature written here therefore serves
+every family at once.
+"""
+
+import inspect
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasgen.decoding import BeamSearchStrategy, SamplingStrategy, decode, generated_tokens
+from kerasgen.serving.request_checks import (
+    batch_vector,
+    beam_search_checks,
+    check_same_batch,
+    ensure_batch_vectors,
+    generation_checks,
+    resolve_seeds,
+    sampling_warmup_parameters,
+)
+
+# The per-row inputs of the sampling signature (`generate` / `translate`) after the text.
+SAMPLING_PARAMETERS = {
+    "max_new_tokens": tf.int32,
+    "temperature": tf.float32,
+    "top_k": tf.int32,
+    "top_p": tf.float32,
+    "seed": tf.int32,
+}
+# What `serving_default` returns: the sampling signature's outputs every family has.
+DEFAULT_OUTPUTS = ("text", "num_tokens", "log_prob")
+
+
+def warmup_requests(*, text_input, texts, sampling_signature, score_inputs, length_penalty):
+    """One small two-row request per signature, for TensorFlow Serving's warmup file.
+
+    Args:
+        text_input: the name of the text input (`prompt`, `source`).
+        texts: object array `[2]` of bytes, the text of each row.
+        sampling_signature: the name of the sampling signature (`generate`, `translate`).
+        score_inputs: `{input_name: object array [2]}` of the `score` signature.
+        length_penalty: Python float, the first row's beam-search length penalty (the second
+            row takes 0, no penalty).
+
+    Returns:
+        `{signature_name: {input_name: array}}`.
+    """
+    return {
+        "serving_default": {text_input: texts},
+        sampling_signature: {text_input: texts, **sampling_warmup_parameters()},
+        "beam_search": {
+            text_input: texts,
+            "length_penalty": np.array([length_penalty, 0.0], np.float32),
+        },
+        "score": score_inputs,
+    }
+
+
+def _named_inputs(body, names, specs):
+    """`tf.function` of `body(*inputs)` whose parameters are called `names`.
+
+    Keyword calls (`service.generate(prompt=...)`, `signatures["translate"](source=...)`) bind
+    by the Python parameter names and the SavedModel names each input after its spec, so both
+    must be the family's input names while the body is shared by every family.
+    """
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names
+    ]
+    signature = inspect.Signature(parameters)
+
+    def function(*args, **kwargs):
+        return body(*signature.bind(*args, **kwargs).args)
+
+    function.__signature__ = signature
+    function.__name__ = body.__name__.lstrip("_")
+    return tf.function(
+        function,
+        input_signature=[
+            tf.TensorSpec(spec.shape, spec.dtype, name=name)
+            for name, spec in zip(names, specs, strict=True)
+        ],
+    )
+
+
+class GenerationService:
+    """The signatures of one model and its tokenizers; a family subclasses it.
+
+    Args:
+        model: a Keras model following the decoding step contract (`kerasgen.decoding`).
+        tokenizer: the `kerasgen.tokenizers.Tokenizer` of the generated text (its reserved ids
+            drive the decode loop; its vocabulary detokenizes the result).
+        config: a `DecodingConfig` (limits and defaults).
+        jit_compile: compile the decode loops with XLA (for TensorFlow programs on GPU/TPU;
+            TensorFlow Serving runs XLA functions only experimentally).
+
+    Signatures (every input `[batch]`, every output `[batch]` or `[batch, ...]`, as TensorFlow
+    Serving's REST row format needs; `<text>` is the family's `text_input`):
+        serving_default(<text>) → text, num_tokens, log_prob: the sampling signature with the
+            export's defaults (fresh randomness on every call).
+        <sampling_signature>(<text>, max_new_tokens, temperature, top_k, top_p, seed) → the
+            same outputs, plus the family's own (`_sampling_outputs`).
+        beam_search(<text>, length_penalty) → texts, scores `[batch, num_beams]`.
+        score(<score_inputs>) → log_prob, num_tokens (the end token included).
+
+    A bad request is INVALID_ARGUMENT naming the input: an input that is not `[batch]`, a
+    batch size that differs from the text's, a value out of range or NaN. The int32 inputs
+    take int32 values only: a larger number is refused before the signature runs by whatever
+    builds the tensor (the Python client's conversion, or TensorFlow Serving's request
+    parsing), with that layer's message; `kerasgen.serving.loading` names the input.
+
+    Subclasses set the class attributes `text_input`, `sampling_signature` and `score_inputs`
+    (input names of `score`) and implement the hooks below the `# Family hooks` line.
+    """
+
+    text_input = None  # the name of the text input: "prompt", "source"
+    sampling_signature = None  # the name of the sampling signature: "generate", "translate"
+    score_inputs = None  # the names of score's string inputs: ("text",), ("source", "target")
+    warmup_texts = None  # object array [2] of bytes: the text of the warmup requests' rows
+
+    def __init__(self, model, tokenizer, config, *, jit_compile=False):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.config = config
+        self.jit_compile = jit_compile
+        self._sample_loop = tf.function(self._sample_loop_impl, jit_compile=jit_compile)
+        self._beam_loop = tf.function(self._beam_loop_impl, jit_compile=jit_compile)
+        strings, floats = batch_vector(tf.string), batch_vector(tf.float32)
+        self.serving_default = _named_inputs(self._serving_default, [self.text_input], [strings])
+        self.sample = _named_inputs(
+            self._sample,
+            [self.text_input, *SAMPLING_PARAMETERS],
+            [strings, *(batch_vector(dtype) for dtype in SAMPLING_PARAMETERS.values())],
+        )
+        self.beam_search = _named_inputs(
+            self._beam_search, [self.text_input, "length_penalty"], [strings, floats]
+        )
+        self.score = _named_inputs(
+            self._score, list(self.score_inputs), [strings] * len(self.score_inputs)
+        )
+
+    # The interface the exporter calls.
+
+    def signatures(self):
+        """`{name: tf.function}` of every signature an export carries."""
+        return {
+            "serving_default": self.serving_default,
+            self.sampling_signature: self.sample,
+            "beam_search": self.beam_search,
+            "score": self.score,
+        }
+
+    def tracked_resources(self):
+        """What an export must carry besides the signatures: the model and its tokenizers
+        (their lookup tables and vocabulary assets)."""
+        return [self.model, self.tokenizer]
+
+    def warmup_inputs(self):
+        """One small request per signature, for TensorFlow Serving's warmup file."""
+        return warmup_requests(
+            text_input=self.text_input,
+            texts=self.warmup_texts,
+            sampling_signature=self.sampling_signature,
+            score_inputs=self._score_warmup_inputs(),
+            length_penalty=self.config.length_penalty,
+        )
+
+    def export_record(self):
+        """How the export was made, for its `assets/kerasgen_export.json`: the XLA flag, the
+        decoding configuration, the model's and tokenizer's configurations, the signatures."""
+        return {
+            "xla": bool(self.jit_compile),
+            "decoding": vars(self.config),
+            "model_config": self.model.get_config(),
+            "tokenizer": self.tokenizer.get_config(),
+            "signatures": sorted(self.signatures()),
+        }
+
+    def prepare_for_export(self):
+        """Makes every LSTM and GRU layer of the model use the portable kernels.
+
+        A graph traced with cuDNN on a GPU bakes `CudnnRNN*` ops in, which a CPU-only
+        TensorFlow Serving lacks; the exporter calls this before tracing. The decode steps
+        call the recurrent cells directly, so only whole-sequence paths (`score`) are concerned.
+        """
+        for layer in self.model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, keras.layers.LSTM | keras.layers.GRU):
+                layer.use_cudnn = False
+
+    # The decode loops: dense tensors in and out, so they compile with XLA.
+
+    def _sample_loop_impl(self, start, max_new_tokens, temperature, top_k, top_p, seeds):
+        strategy = SamplingStrategy(
+            end_id=self.tokenizer.end_id,
+            pad_id=self.tokenizer.pad_id,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seeds=seeds,
+        )
+        result, state = self._decode(strategy, start, sampling=True)
+        return {**result, **self._kept_state(state)}
+
+    def _beam_loop_impl(self, start, max_new_tokens, length_penalty):
+        strategy = BeamSearchStrategy(
+            num_beams=self.config.num_beams,
+            end_id=self.tokenizer.end_id,
+            pad_id=self.tokenizer.pad_id,
+            max_new_tokens=max_new_tokens,
+            alpha=length_penalty,
+        )
+        result, _ = self._decode(strategy, start, sampling=False)
+        return result
+
+    def _decode(self, strategy, start, *, sampling):
+        """(the strategy's result, the final model state) of the rows of `start`."""
+        return decode(
+            self._step_fn(),
+            strategy,
+            self._initial_state(start, sampling=sampling),
+            start["prompt_ids"],
+            start["prompt_lengths"],
+            return_state=True,
+        )
+
+    # Signature bodies.
+
+    def _generated_texts(self, result):
+        """The detokenized continuations of a loop's result, string `[rows]`."""
+        token_ids = generated_tokens(
+            result["tokens"], result["prompt_lengths"], result["num_tokens"], self.tokenizer.end_id
+        )
+        return self.tokenizer.detokenize(token_ids)
+
+    def _serving_default(self, text):
+        (text,) = ensure_batch_vectors(text)
+        batch = tf.shape(text)[0]
+        config = self.config
+        outputs = self._sample(
+            text,
+            tf.fill([batch], config.max_new_tokens),
+            tf.fill([batch], float(config.temperature)),
+            tf.fill([batch], config.top_k),
+            tf.fill([batch], float(config.top_p)),
+            tf.fill([batch], -1),
+        )
+        return {key: outputs[key] for key in DEFAULT_OUTPUTS}
+
+    def _sample(self, text, max_new_tokens, temperature, top_k, top_p, seed):
+        text, max_new_tokens, temperature, top_k, top_p, seed = ensure_batch_vectors(
+            text, max_new_tokens, temperature, top_k, top_p, seed
+        )
+        batch = tf.shape(text)[0]
+        checks = generation_checks(
+            batch,
+            self.config.max_new_tokens_cap,
+            batch_input=self.text_input,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+        )
+        # Everything after the checks depends on them, so a bad request fails with the check's
+        # message rather than with whichever shape error an op meets first.
+        with tf.control_dependencies(checks):
+            start = self._decoding_start(text)
+            seeds = resolve_seeds(seed)
+        result = self._sample_loop(start, max_new_tokens, temperature, top_k, top_p, seeds)
+        return {
+            "text": self._generated_texts(result),
+            "num_tokens": result["num_tokens"],
+            "log_prob": result["log_prob"],
+            **self._sampling_outputs(start, result),
+        }
+
+    def _beam_search(self, text, length_penalty):
+        text, length_penalty = ensure_batch_vectors(text, length_penalty)
+        batch = tf.shape(text)[0]
+        checks = beam_search_checks(length_penalty, batch, batch_input=self.text_input)
+        with tf.control_dependencies(checks):
+            start = self._decoding_start(text)
+        result = self._beam_loop(
+            start, tf.fill([batch], self.config.max_new_tokens), length_penalty
+        )
+        texts = self._generated_texts(result)
+        return {
+            "texts": tf.reshape(texts, [batch, self.config.num_beams]),
+            "scores": result["scores"],
+        }
+
+    def _score(self, *texts):
+        texts = ensure_batch_vectors(*texts)
+        batch = tf.shape(texts[0])[0]
+        checks = [
+            check_same_batch(name, tensor, batch, batch_input=self.score_inputs[0])
+            for name, tensor in zip(self.score_inputs[1:], texts[1:], strict=True)
+        ]
+        with tf.control_dependencies(checks):
+            target_ids, logits_fn = self._scoring(*texts)
+        return self._sequence_scores(target_ids, logits_fn)
+
+    def _sequence_scores(self, token_ids, logits_fn):
+        """Log-probability of each row's tokens between a start and an end token.
+
+        Args:
+            token_ids: int RaggedTensor `[batch, (tokens)]`, without start or end token.
+            logits_fn: teacher-forced logits, int32 `[batch, length]` → `[batch, length, vocab]`.
+
+        Returns:
+            {"log_prob": float32 `[batch]`, "num_tokens": int32 `[batch]`, the end token
+             included, the start token (given, not predicted) not}.
+        """
+        tokenizer = self.tokenizer
+        token_ids = tf.cast(token_ids, tf.int32)
+        batch = token_ids.nrows()
+        starts = tf.fill([batch, 1], tf.constant(tokenizer.start_id, tf.int32))
+        ends = tf.fill([batch, 1], tf.constant(tokenizer.end_id, tf.int32))
+        sequence = tf.concat(
+            [tf.RaggedTensor.from_tensor(starts), token_ids, tf.RaggedTensor.from_tensor(ends)],
+            axis=1,
+        )
+        # At least the start and end columns, so an empty batch still gives a recurrent layer
+        # one time step (zero steps fail to stack its outputs).
+        width = tf.maximum(sequence.bounding_shape(axis=1), 2)
+        dense = sequence.to_tensor(
+            default_value=tokenizer.pad_id, shape=tf.stack([batch, width])
+        )  # [batch, length]
+        inputs, targets = dense[:, :-1], dense[:, 1:]
+        logits = tf.cast(logits_fn(inputs), tf.float32)
+        token_log_probs = tf.gather(tf.nn.log_softmax(logits), targets, batch_dims=2)
+        mask = targets != tokenizer.pad_id
+        return {
+            "log_prob": tf.reduce_sum(tf.where(mask, token_log_probs, 0.0), axis=1),
+            "num_tokens": tf.reduce_sum(tf.cast(mask, tf.int32), axis=1),
+        }
+
+    # Family hooks.
+
+    def _decoding_start(self, text):
+        """Text string `[batch]` → the dense tensors a decode loop starts from: at least
+        `prompt_ids` int32 `[batch, max_length]` (static length) and `prompt_lengths` int32
+        `[batch]`, plus whatever `_initial_state` needs."""
+        raise NotImplementedError
+
+    def _initial_state(self, start, *, sampling):
+        """The model's decoding state for the rows of `start` (inside the loop function);
+        `sampling` is True for the sampling loop, whose final state `_kept_state` reads."""
+        raise NotImplementedError
+
+    def _step_fn(self):
+        """The model's step function (`kerasgen.decoding` contract), built inside the loop
+        function."""
+        raise NotImplementedError
+
+    def _scoring(self, *texts):
+        """The `score` inputs → (target token ids int RaggedTensor `[batch, (tokens)]`, the
+        teacher-forced `logits_fn` of `_sequence_scores`)."""
+        raise NotImplementedError
+
+    def _score_warmup_inputs(self):
+        """`{input_name: object array [2]}`: the `score` warmup request."""
+        raise NotImplementedError
+
+    def _kept_state(self, state):
+        """What of the sampling loop's final model state joins its result (dense tensors)."""
+        del state
+        return {}
+
+    def _sampling_outputs(self, start, result):
+        """The family's outputs of the sampling signature beyond `DEFAULT_OUTPUTS`."""
+        del start, result
+        return {}
