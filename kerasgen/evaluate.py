@@ -2,7 +2,9 @@
 
 For a language model, perplexity through its `score` signature (on --data_path, on --dataset's
 validation part, or by default on the validation part of what it was trained on). For an
-encoder-decoder, translation quality: exact match, BLEU and chrF, greedy and beam.
+encoder-decoder, translation quality: exact match, BLEU and chrF, greedy and beam, then
+sacrebleu's own BLEU and chrF lines, whose signatures say how to reproduce each figure, e.g.
+`BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = 27.30 58.1/33.0/...`.
 
     python -m kerasgen.evaluate --export_dir=exports/text_generator
     python -m kerasgen.evaluate --export_dir=exports/text_generator/1 --data_path=held_out.txt
@@ -20,7 +22,12 @@ from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
 
 quiet_tensorflow_logs()
 
+import math  # noqa: E402
+import sys  # noqa: E402
+
 from absl import app, flags, logging  # noqa: E402
+
+from kerasgen.errors import UserInputError  # noqa: E402
 
 flags.DEFINE_string("export_dir", None, "An export: a version folder or a model folder.")
 flags.DEFINE_string("dataset", None, "TFDS dataset: text for a language model, (source, target) "
@@ -37,15 +44,34 @@ flags.DEFINE_list("split", None, "Splits of --dataset (default: every held-out s
 flags.DEFINE_integer("max_examples", 2000, "Pairs evaluated per split.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 256, "Sources per request.", lower_bound=1)
 flags.DEFINE_float("length_penalty", 0.6, "Beam search's GNMT alpha.", lower_bound=0.0)
-flags.DEFINE_integer("max_new_tokens", 128, "Greedy decoding's length limit.", lower_bound=1)
-flags.DEFINE_string("plot_attention", None, "Draw attention heatmaps of a few examples here.")
+flags.DEFINE_integer(
+    "max_new_tokens",
+    None,
+    "Greedy decoding's length limit (default: the export's cap).",
+    lower_bound=1,
+)
+flags.DEFINE_string(
+    "plot_attention",
+    None,
+    "Draw attention heatmaps of a few examples into this image file (a folder gets "
+    "attention.png; no extension means .png); checked writable before evaluating.",
+)
 flags.DEFINE_integer("num_plots", 3, "Examples in the attention plot.", lower_bound=1)
 flags.mark_flag_as_required("export_dir")
 
 FLAGS = flags.FLAGS
 
 
+def _check_finite_float_flags():
+    """absl's bounds let NaN through (every comparison with it is false) and inf past a lower
+    bound; neither means anything as a length penalty."""
+    for flag in FLAGS.get_flags_for_module(sys.modules[__name__]):
+        if isinstance(flag.value, float) and not math.isfinite(flag.value):
+            raise UserInputError(f"--{flag.name}={flag.value}: must be a finite number")
+
+
 def _evaluate():
+    _check_finite_float_flags()
     from kerasgen.evaluation.export_evaluation import evaluate_export
     from kerasgen.evaluation.perplexity import evaluate_language_model
     from kerasgen.serving.loading import LoadedExport

@@ -335,8 +335,6 @@ class TranslationTask:
     def export_metadata(self, corpus, tokenizers_, metrics, outcome):
         return {
             "corpus": corpus.name,
-            "source_tokenizer": tokenizers_["source_tokenizer"].get_config(),
-            "target_tokenizer": tokenizers_["target_tokenizer"].get_config(),
             "validation_loss": outcome.validation_loss,
             "exact_match": metrics["exact_match"],
         }

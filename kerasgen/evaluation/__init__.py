@@ -4,6 +4,7 @@ from kerasgen.evaluation.translation_quality import (
     beam_translator,
     evaluate_translator,
     format_quality_table,
+    format_sacrebleu_reports,
     greedy_translator,
     translation_quality,
 )
@@ -12,6 +13,7 @@ __all__ = [
     "beam_translator",
     "evaluate_translator",
     "format_quality_table",
+    "format_sacrebleu_reports",
     "greedy_translator",
     "translation_quality",
 ]

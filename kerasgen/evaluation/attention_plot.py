@@ -1,8 +1,46 @@
 """Attention heatmaps: source tokens across, target tokens down, one panel per example."""
 
+import os
+
 from matplotlib.figure import Figure
 
+from kerasgen.errors import UserInputError
 from kerasgen.evaluation.translation_quality import translate_greedily
+
+# The file written into a folder given as the plot's path.
+DEFAULT_PLOT_FILE_NAME = "attention.png"
+
+
+def writable_plot_path(path):
+    """The file `plot_attention` will write for `path`, checked writable before any work.
+
+    A folder (one that exists, or a path ending with a separator) gets `attention.png` inside; a
+    name without an extension gets ".png", as matplotlib would add it unasked.
+
+    Raises:
+        UserInputError: for an image format matplotlib cannot write, a folder that does not
+            exist, or a file that cannot be created or overwritten.
+    """
+    if path.endswith(os.sep) or os.path.isdir(path):
+        path = os.path.join(path, DEFAULT_PLOT_FILE_NAME)
+    extension = os.path.splitext(path)[1][1:].lower()
+    if not extension:
+        path += ".png"
+    elif extension not in Figure().canvas.get_supported_filetypes():
+        raise UserInputError(f"{path}: matplotlib cannot write .{extension} images")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        problem = "is not a folder" if os.path.exists(folder) else "does not exist"
+        raise UserInputError(f"{path}: {folder} {problem}")
+    existed = os.path.exists(path)
+    try:  # opening is the only reliable test (permissions, read-only file systems, root)
+        with open(path, "ab"):
+            pass
+    except OSError as error:
+        raise UserInputError(f"{path}: cannot be written ({error.strerror})") from None
+    if not existed:
+        os.remove(path)
+    return path
 
 
 def attention_examples(signatures, sources, *, max_new_tokens):
@@ -15,7 +53,7 @@ def attention_examples(signatures, sources, *, max_new_tokens):
     n = len(sources)
     outputs = translate_greedily(signatures, sources, max_new_tokens=max_new_tokens)
     if "attention" not in outputs:
-        raise ValueError("this model has no attention to plot (its translate has no attention)")
+        raise UserInputError("this model has no attention to plot (its translate has none)")
     examples = []
     for row in range(n):
         num_tokens = int(outputs["num_tokens"][row])
@@ -36,7 +74,8 @@ def attention_examples(signatures, sources, *, max_new_tokens):
 
 
 def plot_attention(examples, path):
-    """Draws one heatmap per example into `path` (any matplotlib format, e.g. .png).
+    """Draws one heatmap per example into `path` (any matplotlib format, e.g. .png); returns
+    the path (check it first with `writable_plot_path`, which gives the one really written).
 
     The figure is a `matplotlib.figure.Figure` of its own, outside pyplot: no backend is chosen
     or changed, so a notebook's inline plots keep working after a call.

@@ -16,9 +16,10 @@ from kerasgen.evaluation.translation_quality import (
     beam_translator,
     evaluate_translator,
     format_quality_table,
+    format_sacrebleu_reports,
     greedy_translator,
 )
-from kerasgen.serving.loading import LoadedExport
+from kerasgen.serving.loading import LoadedExport, invalid_argument_reason
 
 
 def load_export(export_dir):
@@ -44,6 +45,34 @@ def _evaluation_splits(metadata, *, dataset, data_path, data_dir, splits):
     return {f"{dataset} {name}": corpus.split(name) for name in names}
 
 
+# Greedy decoding's length limit for an export that does not record its cap.
+_DEFAULT_MAX_NEW_TOKENS = 128
+
+
+def _checked_max_new_tokens(max_new_tokens, metadata):
+    """`max_new_tokens`, or the export's cap if None; refused above the cap before any work."""
+    cap = metadata.get("decoding", {}).get("max_new_tokens_cap")
+    if max_new_tokens is None:
+        return cap or _DEFAULT_MAX_NEW_TOKENS
+    if cap is not None and max_new_tokens > cap:
+        raise UserInputError(
+            f"max_new_tokens={max_new_tokens} is more than this export's cap of {cap} tokens"
+        )
+    return max_new_tokens
+
+
+def _one_line_errors(translator, export_dir):
+    """`translator` with the export's INVALID_ARGUMENT errors as one-line `UserInputError`s."""
+
+    def translate(sources):
+        try:
+            return translator(sources)
+        except tf.errors.InvalidArgumentError as error:
+            raise UserInputError(f"{export_dir}: {invalid_argument_reason(error)}") from None
+
+    return translate
+
+
 def evaluate_export(
     export_dir,
     *,
@@ -54,21 +83,33 @@ def evaluate_export(
     max_examples=2000,
     batch_size=256,
     length_penalty=0.6,
-    max_new_tokens=128,
+    max_new_tokens=None,
     plot_path=None,
     num_plots=3,
     show_progress=True,
     log=print,
 ):
     """Evaluates an export's greedy (`translate`, temperature 0) and beam (`beam_search`, best
-    hypothesis) translations: exact match, BLEU and chrF per split, printed as a table, with a
-    progress bar per split and decoding unless `show_progress` is False.
+    hypothesis) translations: exact match, BLEU and chrF per split, printed as a table, then
+    sacrebleu's own BLEU and chrF lines with their signatures (so that a figure can be
+    reproduced elsewhere), with a progress bar per split and decoding unless `show_progress` is
+    False. A `plot_path` is checked (attention outputs, writable file) before any decoding.
+    `max_new_tokens` (greedy decoding's length limit) defaults to the export's cap.
 
     Returns:
-        The rows `[(split label, "greedy" | "beam", quality dict, examples)]`.
+        The rows `[(split label, "greedy" | "beam (n)", quality dict, examples)]`.
     """
     loaded, metadata = load_export(export_dir)
     signatures = loaded.signatures
+    max_new_tokens = _checked_max_new_tokens(max_new_tokens, metadata)
+    if plot_path:
+        from kerasgen.evaluation.attention_plot import writable_plot_path
+
+        if "attention" not in signatures["translate"].structured_outputs:
+            raise UserInputError(
+                f"{export_dir}: this model has no attention to plot (its translate has none)"
+            )
+        plot_path = writable_plot_path(plot_path)
     data = _evaluation_splits(
         metadata, dataset=dataset, data_path=data_path, data_dir=data_dir, splits=splits
     )
@@ -78,6 +119,7 @@ def evaluate_export(
             signatures, length_penalty=length_penalty
         ),
     }
+    translators = {name: _one_line_errors(t, export_dir) for name, t in translators.items()}
     # Character-level targets have no spaces to split words at: BLEU over characters.
     level = metadata.get("tokenizer", {}).get("level")
     bleu_tokenize = "char" if level == "character" else "13a"
@@ -97,6 +139,7 @@ def evaluate_export(
             )
             rows.append((label, decoding, quality, len(pairs)))
     log(format_quality_table(rows))
+    log(format_sacrebleu_reports(rows))
     if plot_path:
         from kerasgen.evaluation.attention_plot import attention_examples, plot_attention
 

@@ -7,8 +7,8 @@ evaluated by the same code.
 """
 
 import numpy as np
-import sacrebleu
 import tensorflow as tf
+from sacrebleu.metrics import BLEU, CHRF
 
 
 def _decode(strings):
@@ -66,22 +66,39 @@ def translate_in_batches(translator, sources, batch_size=256, progress=None):
 
 
 def translation_quality(hypotheses, references, *, bleu_tokenize="13a"):
-    """`{"exact_match": %, "bleu": BLEU, "chrf": chrF}` of hypotheses against references.
+    """Exact match, BLEU and chrF of hypotheses against references, as sacrebleu reports them.
 
     Exact match compares whole strings after stripping surrounding spaces; BLEU and chrF are
-    sacrebleu's corpus scores. BLEU uses sacrebleu's `bleu_tokenize`: "13a" (its default) for
-    text in words, "char" for strings without spaces (an ISO date or a reversed string is one
-    13a token, so its word BLEU is 0 unless it is exactly right).
+    sacrebleu's corpus scores with its defaults (cased, one reference, exponential smoothing;
+    chrF2 over character 6-grams). BLEU uses sacrebleu's `bleu_tokenize`: "13a" (its default)
+    for text in words, "char" for strings without spaces (an ISO date or a reversed string is
+    one 13a token, so its word BLEU is 0 unless it is exactly right).
+
+    Returns:
+        `{"exact_match": %, "bleu": BLEU, "chrf": chrF, "bleu_tokenize": str,
+        "bleu_report": str, "chrf_report": str}`, the reports being sacrebleu's own lines with
+        the signature that reproduces the figure elsewhere, e.g.
+        `BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0 = 27.30 58.1/...`.
     """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
     exact = np.mean([h.strip() == r.strip() for h, r in zip(hypotheses, references, strict=True)])
+    bleu, chrf = BLEU(tokenize=bleu_tokenize), CHRF()
+    bleu_score = bleu.corpus_score(hypotheses, [references])
+    chrf_score = chrf.corpus_score(hypotheses, [references])
     return {
         "exact_match": 100.0 * float(exact) if references else 0.0,
-        "bleu": sacrebleu.corpus_bleu(hypotheses, [references], tokenize=bleu_tokenize).score,
-        "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+        "bleu": bleu_score.score,
+        "chrf": chrf_score.score,
         "bleu_tokenize": bleu_tokenize,
+        "bleu_report": _sacrebleu_report(bleu_score, bleu.get_signature()),
+        "chrf_report": _sacrebleu_report(chrf_score, chrf.get_signature()),
     }
+
+
+def _sacrebleu_report(score, signature):
+    """sacrebleu's command-line line: `NAME|signature = score details`."""
+    return score.format(signature=str(signature))
 
 
 def evaluate_translator(translator, pairs, *, batch_size=256, bleu_tokenize="13a", progress=None):
@@ -104,4 +121,13 @@ def format_quality_table(rows):
             f"| {label} | {decoding} | {count} | {quality['exact_match']:.2f}% | "
             f"{quality['bleu']:.2f} | {quality['chrf']:.2f} |"
         )
+    return "\n".join(lines)
+
+
+def format_sacrebleu_reports(rows):
+    """sacrebleu's BLEU and chrF lines, with signatures, of `[(label, decoding, quality, n)]`."""
+    lines = []
+    for label, decoding, quality, _ in rows:
+        lines.append(f"{label}, {decoding}: {quality['bleu_report']}")
+        lines.append(f"{label}, {decoding}: {quality['chrf_report']}")
     return "\n".join(lines)

@@ -24,9 +24,16 @@ class BahdanauAttention(keras.layers.Layer):
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.query_projection = keras.layers.Dense(units, use_bias=False, name="query_projection")
-        self.key_projection = keras.layers.Dense(units, use_bias=False, name="key_projection")
-        self.additive_attention = keras.layers.AdditiveAttention(use_scale=True, name="additive")
+        policy = self.dtype_policy  # the sublayers follow this layer's (mixed) policy
+        self.query_projection = keras.layers.Dense(
+            units, use_bias=False, name="query_projection", dtype=policy
+        )
+        self.key_projection = keras.layers.Dense(
+            units, use_bias=False, name="key_projection", dtype=policy
+        )
+        self.additive_attention = keras.layers.AdditiveAttention(
+            use_scale=True, name="additive", dtype=policy
+        )
 
     def build(self, query_shape, memory_shape):
         self.query_projection.build(query_shape)

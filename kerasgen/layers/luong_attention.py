@@ -28,13 +28,16 @@ class LuongAttention(keras.layers.Layer):
             raise ValueError(f"Unknown Luong score {score!r}; valid: {', '.join(LUONG_SCORES)}.")
         self.score = score
         self.key_projection = None
-        self.dot_attention = keras.layers.Attention(score_mode="dot", name="dot")
+        # The sublayers follow this layer's (mixed) policy.
+        self.dot_attention = keras.layers.Attention(
+            score_mode="dot", name="dot", dtype=self.dtype_policy
+        )
 
     def build(self, query_shape, memory_shape):
         query_dim = query_shape[-1]
         if self.score == "general":
             self.key_projection = keras.layers.Dense(
-                query_dim, use_bias=False, name="key_projection"
+                query_dim, use_bias=False, name="key_projection", dtype=self.dtype_policy
             )
             self.key_projection.build(memory_shape)
         elif memory_shape[-1] != query_dim:

@@ -3,10 +3,12 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.layers import projected_rnn
 from kerasgen.layers.bahdanau_attention import BahdanauAttention
 from kerasgen.layers.luong_attention import LuongAttention
 
-ENCODER_TYPES = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
+# Keras's layers with the input projection before the time loop (same weights and paths).
+ENCODER_TYPES = {"lstm": projected_rnn.LSTM, "gru": projected_rnn.GRU}
 DECODER_CELLS = {"lstm": keras.layers.LSTMCell, "gru": keras.layers.GRUCell}
 ATTENTION_TYPES = (None, "bahdanau", "luong_dot", "luong_general")
 
@@ -84,33 +86,48 @@ class Seq2Seq(keras.Model):
         self.attention = attention
         self.dropout = dropout
 
+        # Every layer follows the model's dtype policy (a mixed one too), also when a saved model
+        # is rebuilt from its config under another global policy.
+        policy = self.dtype_policy
         self.source_embedding = keras.layers.Embedding(
-            source_vocab_size, embedding_dim, name="source_embedding"
+            source_vocab_size, embedding_dim, name="source_embedding", dtype=policy
         )
         encoder_units = rnn_units // 2 if bidirectional else rnn_units
         encoder = ENCODER_TYPES[rnn_type](
-            encoder_units, return_sequences=True, return_state=True, name=f"encoder_{rnn_type}"
+            encoder_units,
+            return_sequences=True,
+            return_state=True,
+            name=f"encoder_{rnn_type}",
+            dtype=policy,
         )
         self.encoder = (
-            keras.layers.Bidirectional(encoder, name="encoder") if bidirectional else encoder
+            keras.layers.Bidirectional(encoder, name="encoder", dtype=policy)
+            if bidirectional
+            else encoder
         )
         self.target_embedding = keras.layers.Embedding(
-            target_vocab_size, embedding_dim, name="target_embedding"
+            target_vocab_size, embedding_dim, name="target_embedding", dtype=policy
         )
-        self.decoder_cell = DECODER_CELLS[rnn_type](rnn_units, name=f"decoder_{rnn_type}_cell")
+        self.decoder_cell = DECODER_CELLS[rnn_type](
+            rnn_units, name=f"decoder_{rnn_type}_cell", dtype=policy
+        )
         if attention == "bahdanau":
-            self.attention_layer = BahdanauAttention(rnn_units, name="attention")
+            self.attention_layer = BahdanauAttention(rnn_units, name="attention", dtype=policy)
         elif attention is not None:
-            self.attention_layer = LuongAttention(attention.split("_")[1], name="attention")
+            self.attention_layer = LuongAttention(
+                attention.split("_")[1], name="attention", dtype=policy
+            )
         else:
             self.attention_layer = None
         self.attention_combine = (
-            keras.layers.Dense(rnn_units, activation="tanh", use_bias=False, name="combine")
+            keras.layers.Dense(
+                rnn_units, activation="tanh", use_bias=False, name="combine", dtype=policy
+            )
             if attention
             else None
         )
-        self.dropout_layer = keras.layers.Dropout(dropout)
-        self.projection = keras.layers.Dense(target_vocab_size, name="projection")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
+        self.projection = keras.layers.Dense(target_vocab_size, name="projection", dtype=policy)
 
     @property
     def num_states(self):

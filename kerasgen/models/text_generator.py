@@ -3,10 +3,14 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.layers import projected_rnn
+
+# Keras's layers with the input projection computed before the time loop (same weights, paths
+# and saved layout; cuDNN where Keras would use it): see kerasgen/layers/projected_rnn.py.
 RNN_TYPES = {
-    "lstm": keras.layers.LSTM,
-    "gru": keras.layers.GRU,
-    "simple_rnn": keras.layers.SimpleRNN,
+    "lstm": projected_rnn.LSTM,
+    "gru": projected_rnn.GRU,
+    "simple_rnn": projected_rnn.SimpleRNN,
 }
 
 
@@ -19,7 +23,8 @@ class TextGenerator(keras.Model):
     vocabulary. The same weights serve two paths:
 
     - `call(token_ids)`: the whole sequence at once, for training with teacher forcing and for
-      scoring.
+      scoring (the input projection of every step in one matmul, then the recurrent loop:
+      `kerasgen.layers.projected_rnn`).
     - `decoding_step(token_ids, state, index)`: one token for the whole batch through the
       recurrent cells, the step function of the decoding engine (`kerasgen.decoding`).
 
@@ -60,15 +65,24 @@ class TextGenerator(keras.Model):
         self.num_layers = num_layers
         self.dropout = dropout
 
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+        # Every layer follows the model's dtype policy (a mixed one too), also when a saved model
+        # is rebuilt from its config under another global policy.
+        policy = self.dtype_policy
+        self.embedding = keras.layers.Embedding(
+            vocab_size, embedding_dim, name="embedding", dtype=policy
+        )
         self.rnn_layers = [
             RNN_TYPES[rnn_type](
-                rnn_units, return_sequences=True, return_state=True, name=f"{rnn_type}_{i}"
+                rnn_units,
+                return_sequences=True,
+                return_state=True,
+                name=f"{rnn_type}_{i}",
+                dtype=policy,
             )
             for i in range(num_layers)
         ]
-        self.dropout_layer = keras.layers.Dropout(dropout)
-        self.projection = keras.layers.Dense(vocab_size, name="projection")
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
+        self.projection = keras.layers.Dense(vocab_size, name="projection", dtype=policy)
 
     @property
     def state_size_per_layer(self):
@@ -86,8 +100,9 @@ class TextGenerator(keras.Model):
             training: enables dropout.
 
         Returns:
-            logits `[batch, time, vocab_size]`, and with `return_state` the final states as a flat
-            tuple of `[batch, rnn_units]` tensors (layer by layer; LSTM contributes h then c).
+            float32 logits `[batch, time, vocab_size]`, and with `return_state` the final states
+            as a flat tuple of `[batch, rnn_units]` tensors (layer by layer; LSTM contributes h
+            then c) in the compute dtype.
         """
         x = self.embedding(token_ids)
         x = self.dropout_layer(x, training=training)
@@ -97,7 +112,7 @@ class TextGenerator(keras.Model):
             x, *states = layer(x, initial_state=layer_state, training=training)
             x = self.dropout_layer(x, training=training)
             final_states.extend(states)
-        logits = self.projection(x)
+        logits = _float32(self.projection(x))
         if return_state:
             return logits, tuple(final_states)
         return logits
@@ -116,7 +131,7 @@ class TextGenerator(keras.Model):
             index: scalar int32 position; unused by a recurrent model, part of the step contract.
 
         Returns:
-            (logits `[batch, vocab_size]`, new state with the structure of `state`).
+            (float32 logits `[batch, vocab_size]`, new state with the structure of `state`).
         """
         del index
         x = self.embedding(token_ids)  # [batch, embedding_dim]
@@ -124,7 +139,7 @@ class TextGenerator(keras.Model):
         for layer, layer_state in zip(self.rnn_layers, self._split_state(state), strict=True):
             x, states = layer.cell(x, list(layer_state), training=False)
             new_state.extend(states)
-        return self.projection(x), tuple(new_state)
+        return _float32(self.projection(x)), tuple(new_state)
 
     def decoding_step_fn(self):
         """`decoding_step` with the first layer's input projection turned into a lookup table.
@@ -138,25 +153,19 @@ class TextGenerator(keras.Model):
         Returns:
             A step function with the signature of `decoding_step`.
         """
-        first = self.rnn_layers[0].cell
-        if not first.use_bias or (self.rnn_type == "gru" and not first.reset_after):
-            return self.decoding_step
-        input_bias = first.bias[0] if self.rnn_type == "gru" else first.bias
-        table = tf.matmul(self.embedding.embeddings, first.kernel) + input_bias
-        first_layer_step = {
-            "lstm": _lstm_step,
-            "gru": _gru_step,
-            "simple_rnn": _simple_rnn_step,
-        }[self.rnn_type]
+        # The first layer's weights in the compute dtype (cast once, here, not in every step).
+        first = projected_rnn.recurrence_for(self.rnn_layers[0].cell)
+        embeddings = tf.cast(self.embedding.embeddings, self.compute_dtype)
+        table = first.project(embeddings)  # [vocab, gates * units]
 
         def step(token_ids, state, index):
             del index
             per_layer = self._split_state(state)
-            x, new_state = first_layer_step(first, tf.gather(table, token_ids), per_layer[0])
+            x, new_state = first.step(tf.gather(table, token_ids), per_layer[0])
             for layer, layer_state in zip(self.rnn_layers[1:], per_layer[1:], strict=True):
                 x, states = layer.cell(x, list(layer_state), training=False)
                 new_state.extend(states)
-            return self.projection(x), tuple(new_state)
+            return _float32(self.projection(x)), tuple(new_state)
 
         return step
 
@@ -190,35 +199,7 @@ class TextGenerator(keras.Model):
         return config
 
 
-# One step of each Keras cell given its input projection `x @ kernel + input bias` (`[batch,
-# gates * units]`), written out as in keras.layers.LSTMCell / GRUCell (reset_after=True) /
-# SimpleRNNCell. Each returns (output, new states as a list).
-
-
-def _lstm_step(cell, projected_input, state):
-    h, c = state
-    z = projected_input + tf.matmul(h, cell.recurrent_kernel)
-    z_i, z_f, z_c, z_o = tf.split(z, 4, axis=-1)
-    i = cell.recurrent_activation(z_i)
-    f = cell.recurrent_activation(z_f)
-    c = f * c + i * cell.activation(z_c)
-    h = cell.recurrent_activation(z_o) * cell.activation(c)
-    return h, [h, c]
-
-
-def _gru_step(cell, projected_input, state):
-    (h,) = state
-    x_z, x_r, x_h = tf.split(projected_input, 3, axis=-1)
-    inner = tf.matmul(h, cell.recurrent_kernel) + cell.bias[1]
-    inner_z, inner_r, inner_h = tf.split(inner, 3, axis=-1)
-    z = cell.recurrent_activation(x_z + inner_z)
-    r = cell.recurrent_activation(x_r + inner_r)
-    candidate = cell.activation(x_h + r * inner_h)
-    h = z * h + (1 - z) * candidate
-    return h, [h]
-
-
-def _simple_rnn_step(cell, projected_input, state):
-    (h,) = state
-    h = cell.activation(projected_input + tf.matmul(h, cell.recurrent_kernel))
-    return h, [h]
+def _float32(logits):
+    """Logits in float32 whatever the compute dtype (under a mixed policy the projection gives
+    bfloat16 or float16): the loss, the samplers and the scores need their small differences."""
+    return tf.cast(logits, tf.float32)

@@ -15,6 +15,7 @@ outputs of its own (translation's attention). A new signature written here there
 every family at once.
 """
 
+import hashlib
 import inspect
 
 import keras
@@ -67,6 +68,11 @@ def warmup_requests(*, text_input, texts, sampling_signature, score_inputs, leng
         },
         "score": score_inputs,
     }
+
+
+def _sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def _named_inputs(body, names, specs):
@@ -177,14 +183,24 @@ class GenerationService:
             length_penalty=self.config.length_penalty,
         )
 
+    def named_tokenizers(self):
+        """`{name: Tokenizer}`, named as a work folder names its tokenizer folders."""
+        return {"tokenizer": self.tokenizer}
+
     def export_record(self):
         """How the export was made, for its `assets/kerasgen_export.json`: the XLA flag, the
-        decoding configuration, the model's and tokenizer's configurations, the signatures."""
+        decoding configuration, the model's and tokenizers' configurations, the signatures, and
+        each tokenizer's vocabulary digest (the SavedModel renames assets of the same name, so
+        the digest is what finds a tokenizer's file in `assets/` again)."""
         return {
             "xla": bool(self.jit_compile),
             "decoding": vars(self.config),
             "model_config": self.model.get_config(),
             "tokenizer": self.tokenizer.get_config(),
+            **{name: t.get_config() for name, t in self.named_tokenizers().items()},
+            "vocabulary_sha256": {
+                name: _sha256(t.vocabulary_file) for name, t in self.named_tokenizers().items()
+            },
             "signatures": sorted(self.signatures()),
         }
 

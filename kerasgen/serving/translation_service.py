@@ -64,9 +64,11 @@ class TranslationService(GenerationService):
         """What an export must track: the model and both tokenizers (tables and vocabularies)."""
         return [self.model, self.source_tokenizer, self.target_tokenizer]
 
-    def export_record(self):
-        """The base record (whose `tokenizer` is the target's) and the source tokenizer's."""
-        return {**super().export_record(), "source_tokenizer": self.source_tokenizer.get_config()}
+    def named_tokenizers(self):
+        return {
+            "source_tokenizer": self.source_tokenizer,
+            "target_tokenizer": self.target_tokenizer,
+        }
 
     def _sources(self, source):
         """Source ids int32 `[batch, source_len]`: tokens, end token, cut, 0-padded."""

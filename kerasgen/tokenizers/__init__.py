@@ -1,7 +1,8 @@
 """In-graph tokenizers: text to ids and back with TensorFlow ops only, so exports need no Python.
 
-Three levels share one interface (`Tokenizer`): `CharacterTokenizer` (Unicode code points),
-`WordTokenizer` (words and punctuation) and `SubwordTokenizer` (WordPiece). Ids 0-3 are
+Four levels share one interface (`Tokenizer`): `CharacterTokenizer` (Unicode code points),
+`WordTokenizer` (words and punctuation), `SubwordTokenizer` (WordPiece) and
+`SentencePieceTokenizer` (SentencePiece unigram pieces, spacing restored exactly). Ids 0-3 are
 reserved in all of them (`pad_id`, `start_id`, `end_id`, `unk_id`).
 
 Example:
@@ -15,11 +16,12 @@ import json
 import os
 
 from kerasgen.tokenizers.character_tokenizer import CharacterTokenizer
+from kerasgen.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
 from kerasgen.tokenizers.subword_tokenizer import SubwordTokenizer
 from kerasgen.tokenizers.tokenizer import Tokenizer
 from kerasgen.tokenizers.word_tokenizer import WordTokenizer
 
-TOKENIZER_LEVELS = ("character", "word", "subword")
+TOKENIZER_LEVELS = ("character", "word", "subword", "sentencepiece")
 
 # The file, in a tokenizer's directory, that `load_tokenizer` rebuilds the tokenizer from.
 CONFIG_FILE_NAME = "tokenizer.json"
@@ -28,6 +30,7 @@ _TOKENIZER_CLASSES = {
     "character": CharacterTokenizer,
     "word": WordTokenizer,
     "subword": SubwordTokenizer,
+    "sentencepiece": SentencePieceTokenizer,
 }
 
 
@@ -48,15 +51,17 @@ def learn_tokenizer(
 ) -> Tokenizer:
     """Learns a vocabulary from a corpus and saves the tokenizer into `directory`.
 
-    Writes the vocabulary file and `tokenizer.json` (the tokenizer's `get_config()`), so that
-    `load_tokenizer(directory)` gives the same tokenizer back.
+    Writes the vocabulary file (the model file for "sentencepiece") and `tokenizer.json` (the
+    tokenizer's `get_config()`), so that `load_tokenizer(directory)` gives the same tokenizer
+    back.
 
     Args:
         level: one of `TOKENIZER_LEVELS`.
         texts: the corpus, a list of documents (str).
         directory: where to write the files; created if missing.
-        max_vocab_size: cap on `vocab_size`, the 4 reserved ids included. None means the
-            level's default: every character, 20000 words, or 8000 subwords.
+        max_vocab_size: cap on `vocab_size`, the 4 reserved ids included (for "sentencepiece",
+            the exact size). None means the level's default: every character, 20000 words,
+            8000 subwords, or at most 8000 pieces.
         **options: options of the level, e.g. `lower_case=True` for "subword".
 
     Returns:
@@ -64,6 +69,7 @@ def learn_tokenizer(
 
     Raises:
         ValueError: for an unknown level, or a `max_vocab_size` of 4 or less.
+        UserInputError: (a ValueError) for a SentencePiece size the text cannot support.
     """
     tokenizer = _tokenizer_class(level).learn(
         texts, directory, max_vocab_size=max_vocab_size, **options
@@ -83,6 +89,7 @@ def load_tokenizer(directory: str) -> Tokenizer:
 __all__ = [
     "TOKENIZER_LEVELS",
     "CharacterTokenizer",
+    "SentencePieceTokenizer",
     "SubwordTokenizer",
     "Tokenizer",
     "WordTokenizer",

@@ -14,14 +14,14 @@ class Tokenizer(tf.Module):
     as attributes. Saving any `tf.Module` (or Keras `ExportArchive`) that tracks the tokenizer
     therefore saves the tables too, and copies the vocabulary file into the SavedModel's
     `assets/` folder: the export needs neither kerasgen nor the original file to run (only
-    `import tensorflow_text` for the word and subword levels, whose graphs use its ops). With a
-    Keras `ExportArchive`, call `archive.track(tokenizer)`.
+    `import tensorflow_text` for the word, subword and sentencepiece levels, whose graphs use
+    its ops). With a Keras `ExportArchive`, call `archive.track(tokenizer)`.
 
     `tokenize` and `detokenize` run eagerly or inside `tf.function`, e.g. with
     `input_signature=[tf.TensorSpec([None], tf.string)]`, for any batch size including 0.
 
-    Line `i` of the vocabulary file is id `i`. Ids 0-3 are reserved in every tokenizer and real
-    tokens start at 4:
+    Line `i` of the vocabulary file (piece `i` of a SentencePiece model) is id `i`. Ids 0-3 are
+    reserved in every tokenizer and real tokens start at 4:
 
     - `pad_id = 0` pads batches and is dropped by `detokenize`;
     - `start_id = 1` and `end_id = 2` mark a sequence's ends; `tokenize` never adds them
@@ -41,12 +41,17 @@ class Tokenizer(tf.Module):
     def __init__(self, vocabulary_file: str, name: str | None = None):
         super().__init__(name=name)
         self._vocabulary_file = os.fspath(vocabulary_file)
-        self._vocab_size = count_vocabulary_entries(self._vocabulary_file)
+        self._vocab_size = self._count_ids()
 
     @property
     def level(self) -> str:
-        """The tokenization level: "character", "word" or "subword"."""
+        """The tokenization level: "character", "word", "subword" or "sentencepiece"."""
         raise NotImplementedError
+
+    def _count_ids(self) -> int:
+        """The number of ids of the vocabulary file: one per line, unless a level stores its
+        vocabulary otherwise (SentencePiece keeps a binary model) and overrides this."""
+        return count_vocabulary_entries(self._vocabulary_file)
 
     @property
     def vocab_size(self) -> int:

@@ -17,6 +17,7 @@ vocabulary.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -44,8 +45,8 @@ class Pretrained:
         path: the source, as given.
         kind: "work folder", "Keras model", "checkpoint" or "export".
         model_config: the pretrained model's `get_config()`.
-        weights: its weights, as numpy arrays in `model.weights` order (an export's: a dict
-            by variable path).
+        weights: its weights, as numpy arrays in `model.weights` order, or for an export its
+            `ExportedVariables` (matched to the new model in `initialize_from`).
         tokenizers: `{name: (tokenizer config, vocabulary file path)}`, with the names of the
             work folder ("tokenizer", or "source_tokenizer" and "target_tokenizer").
     """
@@ -145,21 +146,70 @@ def _from_export(path):
     with open(os.path.join(path, EXPORT_METADATA), encoding="utf-8") as f:
         metadata = json.load(f)
     loaded = tf.saved_model.load(path)
-    # The archive tracks the model's variables under their Keras paths (plus ":0"), which start
-    # with the model's own name: keyed here by the rest of the path.
-    by_path = {_within_model(v.name.rsplit(":", 1)[0]): v for v in loaded.variables}
     names = _TOKENIZER_NAMES[1] if "source_tokenizer" in metadata else _TOKENIZER_NAMES[0]
+    digests = metadata.get("vocabulary_sha256", {})
     tokenizer_files = {
-        name: (metadata[name], os.path.join(path, "assets", metadata[name]["vocabulary_file"]))
+        name: (metadata[name], _asset_file(path, metadata[name], digests.get(name)))
         for name in names
     }
     return Pretrained(
         path,
         "export",
         metadata["model_config"],
-        by_path,  # resolved against the new model's paths in `initialize_from`
+        # The archive's variable list, in its order: resolved against the new model's variables
+        # in `initialize_from` (by path, else by position).
+        ExportedVariables(
+            [v.name.rsplit(":", 1)[0] for v in loaded.variables],
+            [np.asarray(v.numpy()) for v in loaded.variables],
+        ),
         tokenizer_files,
     )
+
+
+@dataclasses.dataclass
+class ExportedVariables:
+    """The variables of a SavedModel export, as `tf.saved_model.load(...).variables` lists them.
+
+    The exporter's `keras.export.ExportArchive` tracks the model first, so the list starts with
+    the model's `variables` in their order (then those of the tokenizers, if any). Their names
+    are the Keras paths (`gpt/block_0/.../kernel`) for models whose layers are built inside
+    their name scopes, but for recurrent models they are flattened and repeated
+    (`text_generator/kernel` for the recurrent kernel and the projection alike).
+
+    Attributes:
+        names: the variables' names, without ":0".
+        arrays: their values, numpy arrays.
+    """
+
+    names: list
+    arrays: list
+
+    def values_for(self, model, source):
+        """The values of `model.weights`, matched by path where the names are unique paths of
+        the model, else by position (the tracked order, each name and shape checked).
+
+        Raises:
+            InitFromError: neither way matches every weight.
+        """
+        paths = [_within_model(name) for name in self.names]
+        unique = {p: a for p, a in zip(paths, self.arrays, strict=True) if paths.count(p) == 1}
+        if all(_within_model(w.path) in unique for w in model.weights):
+            return [unique[_within_model(w.path)] for w in model.weights]
+        ours = model.variables  # the order the archive tracked them in
+        theirs = list(zip(self.names, self.arrays, strict=True))[: len(ours)]
+        if len(theirs) == len(ours) and all(
+            name.rsplit("/", 1)[-1] == variable.name and array.shape == tuple(variable.shape)
+            for (name, array), variable in zip(theirs, ours, strict=True)
+        ):
+            by_variable = {id(v): array for v, (_, array) in zip(ours, theirs, strict=True)}
+            return [by_variable[id(w)] for w in model.weights]
+        described = ", ".join(
+            f"{n} {list(a.shape)}" for n, a in zip(self.names, self.arrays, strict=True)
+        )
+        raise InitFromError(
+            f"--init_from={source}: the export's variables do not match the model's, neither by "
+            f"path nor in order ({len(self.names)} variables: {described[:200]})"
+        )
 
 
 def install_tokenizer(pretrained, directory, level, *, name="tokenizer"):
@@ -226,14 +276,24 @@ def initialize_from(model, pretrained, model_name):
             f"--model={model_name}: {', '.join(differences)}"
         )
     weights = pretrained.weights
-    if isinstance(weights, dict):  # an export's variables by path
-        missing = [w.path for w in model.weights if _within_model(w.path) not in weights]
-        if missing:
-            raise InitFromError(
-                f"--init_from={pretrained.path}: the export lacks weights {', '.join(missing[:3])}"
-            )
-        weights = [np.asarray(weights[_within_model(w.path)].numpy()) for w in model.weights]
+    if isinstance(weights, ExportedVariables):
+        weights = weights.values_for(model, pretrained.path)
     model.set_weights(weights)
+
+
+def _asset_file(export_path, tokenizer_config, digest):
+    """The export's copy of a tokenizer's vocabulary file. The SavedModel writer renames assets
+    of the same name (`vocabulary.txt`, `vocabulary.txt_1`, ...), so the file is found by the
+    digest the export recorded; exports without one keep the file's own name."""
+    assets = os.path.join(export_path, "assets")
+    if digest is not None:
+        for name in sorted(os.listdir(assets)):
+            candidate = os.path.join(assets, name)
+            with open(candidate, "rb") as f:
+                if hashlib.sha256(f.read()).hexdigest() == digest:
+                    return candidate
+        raise InitFromError(f"--init_from={export_path}: its tokenizer files are missing")
+    return os.path.join(assets, tokenizer_config["vocabulary_file"])
 
 
 def _within_model(path):

@@ -1,9 +1,16 @@
-"""`python -m kerasgen.generate` over a real export: flags, stdin, beams, bad folders."""
+"""`python -m kerasgen.generate` over real exports: flags, stdin, beams, bad folders, and an
+encoder-decoder's prompts translated."""
 
 import subprocess
 import sys
 
+import pytest
 import tensorflow as tf
+
+from kerasgen.models.seq2seq import Seq2Seq
+from kerasgen.serving import DecodingConfig, export_service
+from kerasgen.serving.translation_service import TranslationService
+from kerasgen.tokenizers import learn_tokenizer
 
 
 def _generate(*flags, stdin=None):
@@ -67,3 +74,113 @@ def test_a_folder_without_a_saved_model_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     assert f"kerasgen.generate: error: {tmp_path}: holds no SavedModel" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# A tiny untrained encoder-decoder, exported once for the tests below that need one.
+TRANSLATION_DECODING = DecodingConfig(
+    max_prompt_tokens=24, max_new_tokens_cap=8, max_new_tokens=6, temperature=0.0, num_beams=3
+)
+
+
+@pytest.fixture(scope="module")
+def translation_export(tmp_path_factory):
+    """The version folder of a tiny translation export (beam width 3)."""
+    source = learn_tokenizer("character", ["March 3, 2021"], str(tmp_path_factory.mktemp("s")))
+    target = learn_tokenizer("character", ["2021-03-03"], str(tmp_path_factory.mktemp("t")))
+    tf.keras.utils.set_random_seed(0)
+    model = Seq2Seq(source.vocab_size, target.vocab_size, embedding_dim=8, rnn_units=8,
+                    attention="bahdanau")  # fmt: skip
+    model.build()
+    service = TranslationService(model, source, target, TRANSLATION_DECODING)
+    return export_service(service, str(tmp_path_factory.mktemp("exports")), "dates")
+
+
+def _one_line_error(result, *expected):
+    assert result.returncode == 1, result.stdout + result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "kerasgen.generate: error:" in line]
+    assert len(errors) == 1, result.stderr[-2000:]
+    for text in expected:
+        assert text in errors[0]
+    return errors[0]
+
+
+def test_invalid_utf8_on_stdin_is_replaced_as_the_signatures_do(exported):
+    base, _ = exported
+    result = subprocess.run(
+        [sys.executable, "-m", "kerasgen.generate", f"--export_dir={base}/tiny",
+         "--max_new_tokens=3", "--temperature=0"],
+        input=b"\xffANNA:\n",
+        capture_output=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.decode("utf-8").startswith("\ufffdANNA:")
+
+
+def test_crlf_line_ends_are_stripped_from_prompts(exported):
+    base, _ = exported
+    flags = (f"--export_dir={base}/tiny", "--max_new_tokens=5", "--temperature=0")
+    crlf = _generate(*flags, stdin="ANNA:\r\nBEN:\r\n")
+    lf = _generate(*flags, stdin="ANNA:\nBEN:\n")
+    assert crlf.returncode == 0 and lf.returncode == 0, crlf.stderr[-2000:]
+    assert crlf.stdout == lf.stdout
+    assert "\r" not in crlf.stdout and crlf.stdout.startswith("ANNA:")
+
+
+def test_empty_stdin_is_an_error_saying_there_were_no_prompts(exported):
+    base, _ = exported
+    _one_line_error(_generate(f"--export_dir={base}/tiny", stdin=""), "no prompts")
+
+
+@pytest.mark.parametrize("flag", ["temperature", "top_p", "length_penalty"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_float_flag_that_is_not_finite_is_one_line(flag, value):
+    result = _generate("--export_dir=unused", "--prompt=x", f"--{flag}={value}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    # Bounds absl checks itself (-inf below 0, inf above top_p's 1) it reports in its own words.
+    assert f"--{flag}={value}" in result.stderr
+
+
+def test_beam_width_other_than_the_exports_is_one_line_naming_it(exported, translation_export):
+    base, _ = exported
+    _one_line_error(
+        _generate(f"--export_dir={base}/tiny", "--prompt=ANNA:", "--num_beams=2"),
+        "--num_beams=2",
+        "keeps 3 beams",
+    )
+    _one_line_error(
+        _generate(f"--export_dir={translation_export}", "--prompt=March 3", "--num_beams=2"),
+        "keeps 3 beams",
+        "--num_beams=3",
+    )
+
+
+def test_a_translation_export_translates_prompts_greedily_and_by_beam(translation_export):
+    sources = ["March 3, 2021", "3 March"]
+    loaded = tf.saved_model.load(translation_export)
+    expected = loaded.signatures["translate"](
+        source=tf.constant(sources),
+        max_new_tokens=tf.constant([4, 4]),
+        temperature=tf.constant([0.0, 0.0]),
+        top_k=tf.constant([0, 0]),
+        top_p=tf.constant([1.0, 1.0]),
+        seed=tf.constant([-1, -1]),
+    )["text"].numpy()
+    greedy = _generate(
+        f"--export_dir={translation_export}", "--max_new_tokens=4", "--temperature=0",
+        stdin="\n".join(sources) + "\n",
+    )  # fmt: skip
+    assert greedy.returncode == 0, greedy.stderr[-2000:]
+    # A translation is printed alone, without its source in front.
+    assert greedy.stdout == "".join(f"{text.decode('utf-8')}\n\n" for text in expected)
+
+    beams = _generate(f"--export_dir={translation_export}", "--prompt=March 3", "--num_beams=3")
+    assert beams.returncode == 0, beams.stderr[-2000:]
+    best = loaded.signatures["beam_search"](
+        source=tf.constant(["March 3"]), length_penalty=tf.constant([0.6])
+    )
+    lines = beams.stdout.splitlines()
+    assert [line[:3] for line in lines[:3]] == ["[1]", "[2]", "[3]"]
+    score, text = float(best["scores"][0, 0]), best["texts"][0, 0].numpy().decode("utf-8")
+    assert lines[0] == f"[1] ({score:.3f}) {text}"

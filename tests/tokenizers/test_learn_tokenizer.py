@@ -8,6 +8,7 @@ import tensorflow as tf
 from kerasgen.tokenizers import (
     TOKENIZER_LEVELS,
     CharacterTokenizer,
+    SentencePieceTokenizer,
     SubwordTokenizer,
     WordTokenizer,
     learn_tokenizer,
@@ -18,11 +19,11 @@ TEXTS = tf.constant(["The cat sat on the mat.\nThe dog", "Café — très bien",
 
 
 def test_levels():
-    assert TOKENIZER_LEVELS == ("character", "word", "subword")
+    assert TOKENIZER_LEVELS == ("character", "word", "subword", "sentencepiece")
 
 
 def test_unknown_level_raises_value_error_naming_the_valid_levels(tmp_path, corpus):
-    with pytest.raises(ValueError, match="character, word, subword") as error:
+    with pytest.raises(ValueError, match="character, word, subword, sentencepiece") as error:
         learn_tokenizer("byte", corpus, str(tmp_path / "byte"))
 
     assert "'byte'" in str(error.value)
@@ -30,19 +31,26 @@ def test_unknown_level_raises_value_error_naming_the_valid_levels(tmp_path, corp
 
 
 @pytest.mark.parametrize(
-    ("level", "tokenizer_class"),
-    [("character", CharacterTokenizer), ("word", WordTokenizer), ("subword", SubwordTokenizer)],
+    ("level", "tokenizer_class", "vocabulary_file"),
+    [
+        ("character", CharacterTokenizer, "vocabulary.txt"),
+        ("word", WordTokenizer, "vocabulary.txt"),
+        ("subword", SubwordTokenizer, "vocabulary.txt"),
+        ("sentencepiece", SentencePieceTokenizer, "sentencepiece.model"),
+    ],
 )
-def test_learn_writes_files_that_load_tokenizer_rebuilds(tmp_path, corpus, level, tokenizer_class):
+def test_learn_writes_files_that_load_tokenizer_rebuilds(
+    tmp_path, corpus, level, tokenizer_class, vocabulary_file
+):
     directory = tmp_path / "nested" / level  # created by learn_tokenizer
     learned = learn_tokenizer(level, corpus, str(directory))
 
-    assert sorted(os.listdir(directory)) == ["tokenizer.json", "vocabulary.txt"]
+    assert sorted(os.listdir(directory)) == sorted(["tokenizer.json", vocabulary_file])
     with open(directory / "tokenizer.json", encoding="utf-8") as file:
         config = json.load(file)
     assert config == learned.get_config()
     assert config["level"] == level
-    assert config["vocabulary_file"] == "vocabulary.txt"  # relative, so the folder can move
+    assert config["vocabulary_file"] == vocabulary_file  # relative, so the folder can move
 
     moved = tmp_path / "moved"
     shutil.move(str(directory), str(moved))
@@ -51,7 +59,7 @@ def test_learn_writes_files_that_load_tokenizer_rebuilds(tmp_path, corpus, level
     assert type(loaded) is tokenizer_class
     assert loaded.level == level
     assert loaded.vocab_size == learned.vocab_size
-    assert loaded.vocabulary_file == os.path.join(str(moved), "vocabulary.txt")
+    assert loaded.vocabulary_file == os.path.join(str(moved), vocabulary_file)
     assert loaded.get_config() == config
     assert loaded.tokenize(TEXTS).to_list() == learned.tokenize(TEXTS).to_list()
     ids = learned.tokenize(TEXTS)
@@ -60,7 +68,7 @@ def test_learn_writes_files_that_load_tokenizer_rebuilds(tmp_path, corpus, level
 
 def test_load_tokenizer_rejects_an_unknown_level(tmp_path):
     with open(tmp_path / "tokenizer.json", "w", encoding="utf-8") as file:
-        json.dump({"level": "sentencepiece", "vocabulary_file": "vocabulary.txt"}, file)
+        json.dump({"level": "bytes", "vocabulary_file": "vocabulary.txt"}, file)
 
     with pytest.raises(ValueError, match="valid levels"):
         load_tokenizer(str(tmp_path))

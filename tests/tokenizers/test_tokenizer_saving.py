@@ -10,6 +10,7 @@ import keras
 import pytest
 import tensorflow as tf
 
+from kerasgen.serving import check_serving_ops
 from kerasgen.tokenizers import TOKENIZER_LEVELS, learn_tokenizer
 
 TEXTS = [
@@ -43,10 +44,16 @@ print(json.dumps(results))
 
 SIGNATURE = [tf.TensorSpec([None], tf.string)]
 
-# The level also exported with a Keras ExportArchive, as kerasgen's serving exporter does. Only
-# one, since each export and reload costs seconds: subword, whose tables sit deepest (inside
-# tensorflow-text's WordpieceTokenizer).
-KERAS_EXPORT_LEVEL = "subword"
+# The levels also exported with a Keras ExportArchive, as kerasgen's serving exporter does. Only
+# two, since each export and reload costs seconds: subword, whose tables sit deepest (inside
+# tensorflow-text's WordpieceTokenizer), and sentencepiece, whose model is an op attribute plus
+# a tracked asset rather than a lookup table.
+KERAS_EXPORT_LEVELS = ("subword", "sentencepiece")
+
+# What each level's SavedModel carries in assets/.
+ASSET_FILES = {level: ["vocabulary.txt"] for level in TOKENIZER_LEVELS} | {
+    "sentencepiece": ["sentencepiece.model"]
+}
 
 
 class TokenizerModule(tf.Module):
@@ -77,7 +84,8 @@ def export_with_keras(tokenizer, path):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, corpus):
-    """Saves every level, deletes the vocabularies, reloads in a fresh process.
+    """Saves every level, deletes the vocabularies, moves the SavedModels, reloads them in a
+    fresh process.
 
     Returns (expected, reloaded, paths): expected outputs computed in this process, the
     outputs of the reloaded SavedModels, and the SavedModel paths, keyed by
@@ -97,11 +105,15 @@ def exported(tmp_path_factory, corpus):
         paths[f"{level}/saved_model"] = str(root / f"saved_model_{level}")
         tf.saved_model.save(module, paths[f"{level}/saved_model"])
         expected[f"{level}/saved_model"] = outputs
-        if level == KERAS_EXPORT_LEVEL:
+        if level in KERAS_EXPORT_LEVELS:
             paths[f"{level}/keras_export"] = str(root / f"keras_export_{level}")
             export_with_keras(tokenizer, paths[f"{level}/keras_export"])
             expected[f"{level}/keras_export"] = outputs
         shutil.rmtree(vocabulary_directory)  # the SavedModels must carry their own copies
+    moved = root / "moved"  # and must not depend on where they were written
+    for name, path in paths.items():
+        (moved / name).parent.mkdir(parents=True, exist_ok=True)
+        paths[name] = shutil.move(path, str(moved / name))
 
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     environment["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -126,14 +138,16 @@ def exported(tmp_path_factory, corpus):
 
 @pytest.mark.parametrize(
     "name",
-    [f"{level}/saved_model" for level in TOKENIZER_LEVELS] + [f"{KERAS_EXPORT_LEVEL}/keras_export"],
+    [f"{level}/saved_model" for level in TOKENIZER_LEVELS]
+    + [f"{level}/keras_export" for level in KERAS_EXPORT_LEVELS],
 )
 def test_reloaded_tokenizer_gives_the_same_outputs_without_kerasgen(exported, name):
     expected, reloaded, paths = exported
 
-    assert os.listdir(os.path.join(paths[name], "assets")) == ["vocabulary.txt"]
+    assert os.listdir(os.path.join(paths[name], "assets")) == ASSET_FILES[name.split("/")[0]]
     assert reloaded[name] == expected[name]
     assert reloaded["kerasgen_imported"] is False
+    check_serving_ops(paths[name])  # raises unless TensorFlow Serving has every op
 
 
 @pytest.mark.parametrize("level", TOKENIZER_LEVELS)

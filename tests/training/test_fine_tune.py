@@ -12,7 +12,12 @@ import tensorflow as tf
 
 from kerasgen.tokenizers import learn_tokenizer
 from kerasgen.training import TrainConfig, train_and_evaluate
-from kerasgen.training.init_from import InitFromError, initialize_from, load_pretrained
+from kerasgen.training.init_from import (
+    ExportedVariables,
+    InitFromError,
+    initialize_from,
+    load_pretrained,
+)
 from kerasgen.training.optimizers import build_optimizer, learning_rate_schedule
 from kerasgen.training.run import build_preset
 from kerasgen_datasets.kerasgen_dialogue.grammar import write_document
@@ -85,6 +90,44 @@ def test_every_kind_of_source_gives_the_pretrained_weights(pretrained, source):
     initialize_from(model, source, "gpt_tiny")
     tokens = tf.constant([[1, 5, 6, 7, 8]])
     np.testing.assert_allclose(model(tokens).numpy(), result.model(tokens).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("model_name", "overrides"),
+    [("text_generator_tiny", {}), ("text_generator_tiny", dict(mixed_precision="mixed_bfloat16"))],
+    ids=["float32", "mixed_bfloat16"],
+)
+def test_a_text_generator_export_initializes_a_new_model_with_its_weights(
+    model_name, overrides, tmp_path
+):
+    # A recurrent model's export names its variables flattened and repeated
+    # ("text_generator/kernel" twice): they are matched by the archive's order instead.
+    data = _corpus_file(tmp_path, seed=5, documents=10)
+    config = TrainConfig.for_model(
+        model_name,
+        data_path=data,
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=8,
+        seq_len=32,
+        export_dir=str(tmp_path / "exports"),
+        num_samples=0,
+        verbose=0,
+        **overrides,
+    )
+    result = train_and_evaluate(config, str(tmp_path / "work"), log=_quiet)
+    source = load_pretrained(result.export_path)
+    assert source.kind == "export"
+    model = _built_model(model_name, result.tokenizer.vocab_size)
+    initialize_from(model, source, model_name)
+    trained = [w.numpy() for w in result.model.weights]
+    assert len(trained) == len(model.weights)
+    for weight, expected in zip(model.weights, trained, strict=True):
+        np.testing.assert_array_equal(weight.numpy(), expected, err_msg=weight.path)
+    # Variables that match neither by path nor in order are one line naming the export.
+    shuffled = ExportedVariables(source.weights.names[::-1], source.weights.arrays[::-1])
+    with pytest.raises(InitFromError, match=r"^--init_from=.*do not match .*neither by path"):
+        shuffled.values_for(model, result.export_path)
 
 
 def test_sources_of_another_model_or_vocabulary_are_one_line_errors(pretrained, tmp_path):

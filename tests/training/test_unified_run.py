@@ -151,19 +151,27 @@ def test_model_config_overrides_are_recorded_and_kept(pairs_file, tmp_path):
         )
 
 
-def test_init_from_a_translation_run_starts_from_its_weights(pairs_file, tmp_path):
+@pytest.mark.parametrize("kind", ["work folder", "export"])
+def test_init_from_a_translation_run_starts_from_its_weights(pairs_file, tmp_path, kind):
     source = train_and_evaluate(
-        _translation_config(pairs_file, tmp_path), str(tmp_path / "a"), log=_quiet
+        _translation_config(pairs_file, tmp_path, export=True),
+        str(tmp_path / "a"),
+        decoding=DECODING,
+        log=_quiet,
     )
+    path = str(tmp_path / "a") if kind == "work folder" else source.export_path
     tuned = train_and_evaluate(
-        _translation_config(pairs_file, tmp_path, init_from=str(tmp_path / "a"), learning_rate=0.0),
+        _translation_config(pairs_file, tmp_path, init_from=path, learning_rate=0.0),
         str(tmp_path / "b"),
         log=_quiet,
     )
     # At learning rate 0 fine-tuning changes nothing: the source's weights, exactly.
     for got, expected in zip(tuned.model.get_weights(), source.model.get_weights(), strict=True):
         assert (got == expected).all()
-    assert tuned.source_tokenizer.vocab_size == source.source_tokenizer.vocab_size
+    # Each side's own vocabulary (the export holds both under renamed asset files).
+    for name in ("source_tokenizer", "target_tokenizer"):
+        ours = open(tuned.tokenizers[name].vocabulary_file, "rb").read()
+        assert ours == open(source.tokenizers[name].vocabulary_file, "rb").read()
 
 
 @pytest.mark.parametrize(
