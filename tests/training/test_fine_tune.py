@@ -118,7 +118,7 @@ def test_a_text_generator_export_initializes_a_new_model_with_its_weights(
     result = train_and_evaluate(config, str(tmp_path / "work"), log=_quiet)
     source = load_pretrained(result.export_path)
     assert source.kind == "export"
-    model = _built_model(model_name, result.tokenizer.vocab_size)
+    model = build_preset(model_name, {"tokenizer": result.tokenizer.vocab_size})
     initialize_from(model, source, model_name)
     trained = [w.numpy() for w in result.model.weights]
     assert len(trained) == len(model.weights)
