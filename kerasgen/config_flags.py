@@ -77,12 +77,9 @@ def define_flags(config_class, *, names=None, defaults=None, helps=None):
         elif kind is int:
             flags.DEFINE_integer(name, default, help_text, lower_bound=minimum, upper_bound=maximum)
         elif kind is float:
+            # absl's bounds let NaN through (every comparison with it is false): the values
+            # are checked for finiteness when read (`flag_values`, `check_finite_flags`).
             flags.DEFINE_float(name, default, help_text, lower_bound=minimum, upper_bound=maximum)
-            flags.register_validator(
-                name,
-                lambda value: value is None or math.isfinite(value),
-                message=f"--{name} must be a finite number",
-            )
         elif kind is dict:
             flags.DEFINE_string(name, None, help_text)
         else:
@@ -115,6 +112,16 @@ def _parse_json_object(name, text):
     return value
 
 
+def check_finite_flags(config_class, *, names=None):
+    """Raises `UserInputError` (`--name=nan: must be a finite number`, one line through
+    `kerasgen.cli.run_reporting_user_errors`) for a float flag of `config_class` that is NaN or
+    infinite."""
+    for field in _flag_fields(config_class, names):
+        value = FLAGS[field.name].value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserInputError(f"--{field.name}={value}: must be a finite number")
+
+
 def flag_values(config_class, *, names=None, only_present=False):
     """`{field: value}` read from the parsed flags of `config_class`'s fields.
 
@@ -122,6 +129,7 @@ def flag_values(config_class, *, names=None, only_present=False):
         names: the fields to read (default: every field that is a flag).
         only_present: only the flags given on the command line.
     """
+    check_finite_flags(config_class, names=names)
     values = {}
     for field in _flag_fields(config_class, names):
         name = field.name

@@ -22,12 +22,11 @@ from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
 
 quiet_tensorflow_logs()
 
-import math  # noqa: E402
-import sys  # noqa: E402
 
 from absl import app, flags, logging  # noqa: E402
 
-from kerasgen.errors import UserInputError  # noqa: E402
+from kerasgen.config_flags import check_finite_flags, define_flags  # noqa: E402
+from kerasgen.serving.decoding_config import DecodingConfig  # noqa: E402
 
 flags.DEFINE_string("export_dir", None, "An export: a version folder or a model folder.")
 flags.DEFINE_string("dataset", None, "TFDS dataset: text for a language model, (source, target) "
@@ -43,7 +42,7 @@ flags.DEFINE_string("data_dir", None, "TensorFlow Datasets data folder.")
 flags.DEFINE_list("split", None, "Splits of --dataset (default: every held-out split).")
 flags.DEFINE_integer("max_examples", 2000, "Pairs evaluated per split.", lower_bound=1)
 flags.DEFINE_integer("batch_size", 256, "Sources per request.", lower_bound=1)
-flags.DEFINE_float("length_penalty", 0.6, "Beam search's GNMT alpha.", lower_bound=0.0)
+define_flags(DecodingConfig, names=["length_penalty"])
 flags.DEFINE_integer(
     "max_new_tokens",
     None,
@@ -62,20 +61,12 @@ flags.mark_flag_as_required("export_dir")
 FLAGS = flags.FLAGS
 
 
-def _check_finite_float_flags():
-    """absl's bounds let NaN through (every comparison with it is false) and inf past a lower
-    bound; neither means anything as a length penalty."""
-    for flag in FLAGS.get_flags_for_module(sys.modules[__name__]):
-        if isinstance(flag.value, float) and not math.isfinite(flag.value):
-            raise UserInputError(f"--{flag.name}={flag.value}: must be a finite number")
-
-
 def _evaluate():
-    _check_finite_float_flags()
     from kerasgen.evaluation.export_evaluation import evaluate_export
     from kerasgen.evaluation.perplexity import evaluate_language_model
     from kerasgen.serving.loading import LoadedExport
 
+    check_finite_flags(DecodingConfig, names=["length_penalty"])
     if "generate" in LoadedExport(FLAGS.export_dir).signature_names:  # a language model
         evaluate_language_model(
             FLAGS.export_dir,

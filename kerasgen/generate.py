@@ -18,12 +18,13 @@ from kerasgen.cli import quiet_tensorflow_logs, run_reporting_user_errors
 
 quiet_tensorflow_logs()
 
-import math  # noqa: E402
 import sys  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
+from kerasgen.config_flags import check_finite_flags, define_flags  # noqa: E402
 from kerasgen.errors import UserInputError  # noqa: E402
+from kerasgen.serving.decoding_config import DecodingConfig  # noqa: E402
 
 flags.DEFINE_string(
     "export_dir",
@@ -36,12 +37,8 @@ flags.DEFINE_multi_string(
     None,
     "A prompt (repeatable); without it, prompts are read from standard input, one per line.",
 )
-flags.DEFINE_integer("max_new_tokens", 200, "Tokens to generate per prompt.", lower_bound=0)
-flags.DEFINE_float("temperature", 0.8, "Sampling temperature; 0 = greedy.", lower_bound=0.0)
-flags.DEFINE_integer("top_k", 0, "Keep the k most likely tokens; 0 = off.", lower_bound=0)
-flags.DEFINE_float(
-    "top_p", 1.0, "Nucleus sampling mass; 1 = off.", lower_bound=0.0, upper_bound=1.0
-)
+# The request's decoding parameters, with DecodingConfig's defaults and documentation.
+define_flags(DecodingConfig, names=["max_new_tokens", "temperature", "top_k", "top_p"])
 flags.DEFINE_integer("seed", -1, "Sampling seed (row i uses seed + i); negative = fresh.")
 flags.DEFINE_integer(
     "num_beams",
@@ -50,18 +47,10 @@ flags.DEFINE_integer(
     "give that width.",
     lower_bound=1,
 )
-flags.DEFINE_float("length_penalty", 0.6, "Beam search length penalty (GNMT alpha).")
+define_flags(DecodingConfig, names=["length_penalty"])
 flags.DEFINE_integer("batch_size", 32, "Prompts per call.", lower_bound=1)
 
 FLAGS = flags.FLAGS
-
-
-def _check_finite_float_flags():
-    """absl's bounds let NaN through (every comparison with it is false) and inf past a lower
-    bound; neither means anything as a temperature, a mass or a penalty."""
-    for flag in FLAGS.get_flags_for_module(sys.modules[__name__]):
-        if isinstance(flag.value, float) and not math.isfinite(flag.value):
-            raise UserInputError(f"--{flag.name}={flag.value}: must be a finite number")
 
 
 def read_prompts(stream):
@@ -143,7 +132,7 @@ def _translation_calls(path):
 
 
 def _run():
-    _check_finite_float_flags()
+    check_finite_flags(DecodingConfig, names=["temperature", "top_p", "length_penalty"])
     prompts = _prompts()  # before loading, so that empty input fails at once
 
     from kerasgen.serving.loading import load_export

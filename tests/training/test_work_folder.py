@@ -224,12 +224,12 @@ def test_read_config_of_a_damaged_file_names_it(tmp_path):
 @pytest.mark.parametrize(
     "flag,message",
     [
-        ("--learning_rate=nan", "--learning_rate must be a finite number"),
-        ("--clipnorm=inf", "--clipnorm must be a finite number"),
+        ("--learning_rate=nan", "kerasgen.train: error: --learning_rate=nan: must be a finite"),
+        ("--clipnorm=inf", "--clipnorm=inf: must be a finite number"),
         ("--seed=-5", "seed"),
         ("--max_vocab_size=3", "max_vocab_size"),
         ("--time_budget_seconds=0", "time_budget_seconds must be positive"),
-        ("--temperature=nan", "--temperature must be a finite number"),
+        ("--temperature=nan", "--temperature=nan: must be a finite number"),
     ],
 )
 def test_bad_numbers_are_one_line_and_nonzero_exit(tmp_path, train_cli, flag, message):
