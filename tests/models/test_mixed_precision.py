@@ -1,7 +1,7 @@
 """Every family under a mixed policy: a training step, deterministic greedy decoding through the
 serving functions, and an export whose reload decodes the same.
 
-Models are built as the trainer builds them (`_built_model`: the layers take the global policy
+Models are built as the training run builds them (`build_preset`: the layers take the global policy
 in force at construction), so the variables stay float32 and the computation runs in bfloat16
 or float16.
 """
@@ -20,7 +20,7 @@ from kerasgen.models.presets import build_translation_model
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
 from kerasgen.serving.translation_service import TranslationService
 from kerasgen.tokenizers import learn_tokenizer
-from kerasgen.training.trainer import _built_model
+from kerasgen.training.run import build_preset
 
 TEXT = "ANNA: the moon is bright tonight.\nBEN: and the river sings below.\n"
 DECODING = DecodingConfig(
@@ -60,16 +60,9 @@ def tokenizer(tmp_path_factory):
 
 def _language_model(preset, policy, overrides, vocab_size):
     keras.utils.set_random_seed(0)
-    if not overrides:
-        return _built_model(preset, vocab_size, policy)
-    from kerasgen.models import TextGenerator, get_preset
-
-    hyperparameters = {**get_preset(preset), **overrides}
-    del hyperparameters["family"]
-    with _policy(policy):
-        model = TextGenerator(vocab_size=vocab_size, **hyperparameters)
-        model(tf.zeros([1, 1], tf.int32))
-    return model
+    return build_preset(
+        preset, {"tokenizer": vocab_size}, model_config=overrides or None, mixed_precision=policy
+    )
 
 
 def _train_one_step(model, inputs, labels):
