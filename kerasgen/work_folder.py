@@ -48,6 +48,39 @@ class WorkFolderInUseError(UserInputError):
     """Another process is training in the work folder."""
 
 
+class DiskFullError(UserInputError):
+    """A file would not fit on its disk."""
+
+
+# Room kept free besides a file's own size: file-system metadata, logs written meanwhile.
+_FREE_SPACE_MARGIN_BYTES = 1 << 20
+
+
+def model_bytes(model):
+    """About how many bytes the model's weights (and its optimizer's) take in a file."""
+    variables = list(model.weights)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "built", False):
+        variables += list(optimizer.variables)
+    return sum(int(v.numpy().nbytes) if hasattr(v, "numpy") else 0 for v in variables)
+
+
+def check_free_space(directory, needed_bytes, what):
+    """Raises `DiskFullError` (one line) unless `directory`'s disk has room for `needed_bytes`
+    plus a margin: checked before writing, because a disk that fills up midway makes h5py and
+    TensorFlow fail with pages of errors (and at times a crash) instead of a message."""
+    probe = directory
+    while not os.path.exists(probe):
+        probe = os.path.dirname(os.path.abspath(probe))
+    free = shutil.disk_usage(probe).free
+    if free < needed_bytes + _FREE_SPACE_MARGIN_BYTES:
+        raise DiskFullError(
+            f"no space left on the disk of {directory} for {what} (needs about "
+            f"{(needed_bytes + _FREE_SPACE_MARGIN_BYTES) / 2**20:.1f} MB, {free / 2**20:.1f} MB "
+            "free); free some space and rerun the same command: it resumes from the last backup"
+        )
+
+
 def write_text_atomically(path, text):
     """Writes `text` to `path` through a temporary file in the same folder and `os.replace`."""
     directory = os.path.dirname(path) or "."

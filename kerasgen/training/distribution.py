@@ -209,7 +209,8 @@ def _multi_worker_strategy():
             'addresses and this process\'s task, e.g. {"cluster": {"worker": ["host1:2222", '
             '"host2:2222"]}, "task": {"type": "worker", "index": 0}})'
         )
-    parse_tf_config(os.environ["TF_CONFIG"])
+    tf_config = parse_tf_config(os.environ["TF_CONFIG"])
+    _check_own_port_free(tf_config)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except RuntimeError as error:
@@ -219,6 +220,26 @@ def _multi_worker_strategy():
             "--strategy=multi_worker must be set up before TensorFlow runs anything in the "
             "process; start training in a fresh process"
         ) from None
+
+
+def _check_own_port_free(tf_config):
+    """Refuses, in one line, a TF_CONFIG whose own address has its port taken: TensorFlow
+    would fail to start its gRPC server with a page of errors, or wait for good."""
+    task = tf_config["task"]
+    address = tf_config["cluster"][task["type"]][task["index"]]
+    port = int(_ADDRESS.match(address).group(2))
+    with socket.socket() as probe:
+        # A port left in TIME_WAIT by an earlier run is free to listen on again.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+            probe.listen()
+        except OSError as error:
+            raise DistributionError(
+                f'TF_CONFIG "task" {task["type"]} {task["index"]} listens on {address}, but port '
+                f"{port} is in use ({error.strerror}); stop what holds it or give this task "
+                "another port"
+            ) from None
 
 
 def _tpu_strategy(address):

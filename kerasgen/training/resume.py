@@ -34,7 +34,14 @@ import keras
 import numpy as np
 
 from kerasgen.errors import UserInputError
-from kerasgen.work_folder import DamagedFileError, WorkFolder, read_json, write_json_atomically
+from kerasgen.work_folder import (
+    DamagedFileError,
+    WorkFolder,
+    check_free_space,
+    model_bytes,
+    read_json,
+    write_json_atomically,
+)
 
 BACKUP_FOLDER = WorkFolder.BACKUP
 FINISHED_FILE = WorkFolder.FINISHED
@@ -187,6 +194,8 @@ def save_weights_atomically(model, path):
     """`model.save_weights(path)` through a temporary file: `path` is never half written."""
     directory, name = os.path.split(path)
     os.makedirs(directory or ".", exist_ok=True)
+    # Twice the weights: the new file is written before the one it replaces goes.
+    check_free_space(directory or ".", 2 * model_bytes(model), f"the weights file {name}")
     temporary = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
     model.save_weights(temporary)
     _sync(temporary)

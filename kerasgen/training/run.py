@@ -27,7 +27,7 @@ from kerasgen.training import distribution, keras_fixes
 from kerasgen.training.fitting import count_batches, fit_model
 from kerasgen.training.init_from import initialize_from, install_tokenizer, load_pretrained
 from kerasgen.training.optimizers import build_optimizer, learning_rate_schedule
-from kerasgen.work_folder import WorkFolder
+from kerasgen.work_folder import WorkFolder, check_free_space, model_bytes
 
 
 class WorkdirMismatchError(UserInputError):
@@ -220,6 +220,7 @@ def _train(task, config, folder, strategy, chief, decoding, log):
 
     export_path = None
     if config.export and chief:
+        check_free_space(config.export_dir, 2 * model_bytes(trained), "the export")
         export_path = export_service(
             service,
             config.export_dir,
@@ -402,6 +403,7 @@ def _compile(model, task, tokenizers, config):
 
 def _save_model_atomically(model, path):
     """`model.save(path)` through a temporary file beside it."""
+    check_free_space(os.path.dirname(path), 2 * model_bytes(model), "model.keras")
     temporary = os.path.join(os.path.dirname(path), f".tmp-{os.getpid()}-model.keras")
     model.save(temporary)
     os.replace(temporary, path)

@@ -122,6 +122,28 @@ def test_command_line_reports_a_malformed_tf_config_in_one_line(tmp_path, monkey
     assert not (tmp_path / "w").exists()  # refused before any work
 
 
+def test_a_multi_worker_port_in_use_is_one_line(tmp_path, monkeypatch, train_cli):
+    with socket.socket() as holder:  # another process's server on the task's port
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        monkeypatch.setenv(
+            "TF_CONFIG",
+            json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}", "127.0.0.1:1"]},
+                        "task": {"type": "worker", "index": 0}}),
+        )  # fmt: skip
+        result = train_cli(
+            "--strategy=multi_worker", "--model=text_generator_tiny",
+            f"--workdir={tmp_path / 'w'}", cwd=str(tmp_path),
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f'kerasgen.train: error: TF_CONFIG "task" worker 0 listens on 127.0.0.1:{port}, but port '
+        f"{port} is in use"
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_command_line_refuses_a_time_budget_across_workers_in_one_line(tmp_path, train_cli):
     result = train_cli(
         "--strategy=multi_worker", "--time_budget_seconds=60", "--model=text_generator_tiny",

@@ -239,3 +239,36 @@ def test_bad_numbers_are_one_line_and_nonzero_exit(tmp_path, train_cli, flag, me
     assert message in result.stderr, result.stderr[-1500:]
     assert "Traceback" not in result.stderr
     assert not os.path.exists(tmp_path / "w" / "config.json")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.5 MB file system (tmpfs) mounted in `tmp_path`: room for the run's first files but
+    not for its backups. Mounting needs root, as CI and the developers' machines have."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(mount_point)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_is_one_line_before_anything_is_half_written(
+    text_file, tmp_path, small_disk, train_cli
+):
+    flags = [
+        "--model=text_generator_tiny", '--model_config={"rnn_units": 128}',
+        f"--data_path={text_file}", "--epochs=1", "--steps_per_epoch=6", "--batch_size=4",
+        "--seq_len=16", "--num_samples=0", "--verbose=0", "--checkpoint_every_steps=2",
+        f"--export_dir={tmp_path / 'exports'}",
+    ]  # fmt: skip
+    result = train_cli(*flags, f"--workdir={small_disk / 'w'}", cwd=str(tmp_path))
+    assert result.returncode == 1, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if "kerasgen.train: error:" in line]
+    assert len(errors) == 1 and "no space left on the disk of" in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert not [p for p in (small_disk / "w" / "backup").glob(".tmp-*")]  # nothing half written
