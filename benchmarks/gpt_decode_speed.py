@@ -41,6 +41,7 @@ import tensorflow as tf  # noqa: E402
 
 from kerasgen.models import GPT  # noqa: E402
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service  # noqa: E402
+from kerasgen.serving.generation_service import GenerationService  # noqa: E402
 from kerasgen.tokenizers import learn_tokenizer  # noqa: E402
 
 KERASGEN_GRAPH = "kerasgen export, graph"
@@ -128,14 +129,111 @@ def _ratio(rates, ours, theirs):
     return f"{max(rates[n] for n in ours) / max(rates[n] for n in theirs):.2f}x"
 
 
+class TokenByTokenService(LanguageModelService):
+    """The service as it decoded before the prefill: prompts through the loop one token per
+    step (the base class's `_decode`), for the "before" columns of `--serving_ratios`."""
+
+    def _decode(self, strategy, start, *, sampling):
+        return GenerationService._decode(self, strategy, start, sampling=sampling)
+
+
+def serving_ratios(repeats, new_tokens):
+    """The issue's ratios, measured alternately in one process on a GPT of context 256 (the
+    benchmark's sizes otherwise), through the in-process `generate` signature (the function an
+    export serves): prompt of 230 tokens + 4 new against 1 + 4, prompts in one pass against
+    token by token; batch 32 against batch 1 at `new_tokens` new tokens. Prints a table."""
+    chars = string.ascii_letters + string.digits + " .,;:!?'-\n" + "&$"
+    directory = tempfile.mkdtemp(prefix="gpt-ratios-")
+    tokenizer = learn_tokenizer("character", [chars], os.path.join(directory, "tokenizer"))
+    keras.utils.set_random_seed(0)
+    model = GPT(vocab_size=tokenizer.vocab_size, **{**SIZES, "context_length": 256})
+    model(tf.zeros([1, 1], tf.int32))
+    embeddings = model.token_embedding.embeddings.numpy()
+    gamma, beta = (v.numpy() for v in (model.final_norm.gamma, model.final_norm.beta))
+    gamma[0], beta[0], embeddings[:4, 0] = 0.0, 10.0, -1000.0  # reserved ids never win
+    model.final_norm.gamma.assign(gamma)
+    model.final_norm.beta.assign(beta)
+    model.token_embedding.embeddings.assign(embeddings)
+    config = DecodingConfig(
+        max_prompt_tokens=232, max_new_tokens_cap=new_tokens, max_new_tokens=new_tokens
+    )
+    long_prompt = ("the quick brown fox jumps over the lazy dog. " * 6)[:230]
+
+    def timed(generate, prompt, batch, tokens):
+        def call():
+            out = generate(
+                prompt=tf.fill([batch], prompt),
+                max_new_tokens=tf.fill([batch], tokens),
+                temperature=tf.zeros([batch]),
+                top_k=tf.zeros([batch], tf.int32),
+                top_p=tf.ones([batch]),
+                seed=tf.range(batch),
+            )
+            return int(tf.reduce_sum(out["num_tokens"]))
+
+        call()  # tracing, compilation
+        return call
+
+    cases = {}
+    for mode, xla in (("graph", False), ("XLA", True)):
+        for label, service_class in (
+            ("one pass", LanguageModelService),
+            ("token by token", TokenByTokenService),
+        ):
+            generate = service_class(model, tokenizer, config, jit_compile=xla).generate
+            cases[(mode, label, "230+4")] = timed(generate, long_prompt, 1, 4)
+            cases[(mode, label, "1+4")] = timed(generate, "a", 1, 4)
+        generate = LanguageModelService(model, tokenizer, config, jit_compile=xla).generate
+        cases[(mode, "one pass", "batch 1")] = timed(generate, "a", 1, new_tokens)
+        cases[(mode, "one pass", "batch 32")] = timed(generate, "a", 32, new_tokens)
+    times = {key: [] for key in cases}
+    tokens = {}
+    for _ in range(repeats):  # rounds: every case once per round, so load hits all alike
+        for key, call in cases.items():
+            started = time.perf_counter()
+            tokens[key] = call()
+            times[key].append(time.perf_counter() - started)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    lines = [
+        "| export | prompts | 230+4 / 1+4 (time) | target |",
+        "| --- | --- | --- | --- |",
+    ]
+    for mode in ("graph", "XLA"):
+        for label in ("one pass", "token by token"):
+            ratio = median[(mode, label, "230+4")] / median[(mode, label, "1+4")]
+            lines.append(f"| {mode} | {label} | {ratio:.2f}x | <= 2x |")
+    lines += [
+        "",
+        "| export | batch 32 / batch 1 (total tokens/s) | target |",
+        "| --- | --- | --- |",
+    ]
+    for mode in ("graph", "XLA"):
+        rate = {
+            b: tokens[(mode, "one pass", b)] / median[(mode, "one pass", b)]
+            for b in ("batch 1", "batch 32")
+        }
+        lines.append(f"| {mode} | {rate['batch 32'] / rate['batch 1']:.2f}x | >= 8x |")
+    text = (
+        f"GPT (context 256, width 128, 4 blocks), greedy, median of {repeats} interleaved "
+        f"rounds, load average {os.getloadavg()[0]:.1f}; "
+        "`python benchmarks/gpt_decode_speed.py --serving_ratios`:\n\n" + "\n".join(lines)
+    )
+    print(text)
+    return text
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serving_ratios", action="store_true", help=serving_ratios.__doc__)
     parser.add_argument("--new_tokens", type=int, default=256)
     parser.add_argument("--batch_sizes", default="1,32")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write_notes", action="store_true")
     parser.add_argument("--notes_path", default="BUILD_NOTES.md")
     args = parser.parse_args()
+    if args.serving_ratios:
+        serving_ratios(args.repeats, args.new_tokens)
+        return
     directory = tempfile.mkdtemp(prefix="gpt-decode-")
     paths, vocab_size = kerasgen_exports(args.new_tokens, directory)
     methods = {name: kerasgen_call(path, args.new_tokens) for name, path in paths.items()}

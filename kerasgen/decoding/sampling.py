@@ -29,7 +29,7 @@ def gumbel_noise(seeds, index, vocab_size):
 
     Args:
         seeds: int32 `[rows]`.
-        index: scalar int32 position.
+        index: int32 position, scalar or `[rows]`.
         vocab_size: scalar int.
     """
     row_key = _mix32(
@@ -77,7 +77,7 @@ def choose_tokens(logits, index, *, temperature, top_k, top_p, seeds):
 
     Args:
         logits: float `[rows, vocab]`.
-        index: scalar int32 position (varies the noise from step to step).
+        index: int32 position, scalar or `[rows]` (varies the noise from step to step).
         temperature, top_p: float32 `[rows]`; top_k, seeds: int32 `[rows]`.
 
     Returns:
@@ -202,6 +202,10 @@ class SamplingStrategy:
             "finished": self.max_new_tokens <= 0,
             "num_generated": tf.zeros([batch], tf.int32),
             "log_prob": tf.zeros([batch], tf.float32),
+            # Each row's position is `index - row_offsets`: 0 unless the prompts are
+            # right-aligned (`decode_with_prefill` sets them), so the noise, which follows the
+            # row's positions, does not depend on the other prompts of the batch.
+            "row_offsets": tf.zeros([batch], tf.int32),
         }
         if self.stop_sequences is not None:
             loop_state.update(self._stop_matcher.initial_state(batch))
@@ -236,7 +240,7 @@ class SamplingStrategy:
             )
         chosen = choose_tokens(
             choice_logits,
-            index,
+            index - loop_state["row_offsets"],
             temperature=self.temperature,
             top_k=self.top_k,
             top_p=self.top_p,

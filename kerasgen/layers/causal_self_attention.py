@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.decoding.length_buckets import run_at_length
+
 # Added to the scores of masked positions: far below any real score, yet finite in bfloat16
 # and float16 (an `-inf` would turn a fully masked row into NaNs).
 _MASK_VALUE = -1e4
@@ -89,11 +91,24 @@ class CausalSelfAttention(keras.layers.Layer):
 
     def call(self, x, training=False):
         """x `[batch, time, width]` → `[batch, time, width]`; position t attends to 0..t."""
+        out, _, _ = self._self_attend(x, training)
+        return out
+
+    def prefill(self, x):
+        """`call` that also returns the keys and values a decode's cache holds for positions
+        `0 .. time - 1` (the prompt in one pass, `GPT.prefill_decoding_state`).
+
+        Returns:
+            (output `[batch, time, width]`, keys and values `[batch, heads, time, head_dim]`).
+        """
+        return self._self_attend(x, training=False)
+
+    def _self_attend(self, x, training):
         q, k, v = self._heads(self.qkv(x))
         time = tf.shape(x)[1]
         causal = tf.linalg.band_part(tf.ones([time, time], tf.bool), -1, 0)  # [time, time]
         out = self._merge_heads(self._attend(q, k, v, causal, training))
-        return self.output_dropout(self.output_projection(out), training=training)
+        return self.output_dropout(self.output_projection(out), training=training), k, v
 
     def step(self, x, key_cache, value_cache, index, cache_indices):
         """One position through the attention, reading and writing the key/value cache.
@@ -110,13 +125,41 @@ class CausalSelfAttention(keras.layers.Layer):
             (output `[batch, width]`, new key cache, new value cache).
         """
         batch = tf.shape(x)[0]
+        positions = tf.broadcast_to(index, [batch])
+        return self.masked_step(
+            x, key_cache, value_cache, cache_indices, positions, tf.shape(key_cache)[2]
+        )
+
+    def masked_step(self, x, key_cache, value_cache, cache_indices, positions, length):
+        """`step` at a position per row, reading only the first `length` slots of the cache
+        (the part written so far, so a step's cost follows what was generated, not the size of
+        the cache): a slice in graph mode, the smallest static bucket `>= length` under XLA
+        (`kerasgen.decoding.length_buckets`).
+
+        Args:
+            x: `[batch, width]`.
+            key_cache, value_cache: `[batch, heads, context, head_dim]`.
+            cache_indices: int32 `[batch * heads, 3]`, the slots written (`cache_write_indices`).
+            positions: int32 `[batch]`, each row's position (it attends to slots `0 ..
+                position`).
+            length: scalar int32, `max(positions) + 1 <= length <= context`.
+
+        Returns:
+            (output `[batch, width]`, new key cache, new value cache).
+        """
+        batch = tf.shape(x)[0]
         q, k, v = self._heads(self.qkv(x)[:, tf.newaxis, :])  # each [batch, heads, 1, head_dim]
         flat = [batch * self.num_heads, self.head_dim]
         key_cache = tf.tensor_scatter_nd_update(key_cache, cache_indices, tf.reshape(k, flat))
         value_cache = tf.tensor_scatter_nd_update(value_cache, cache_indices, tf.reshape(v, flat))
-        context = tf.shape(key_cache)[2]
-        visible = tf.range(context) <= index  # [context]
-        out = self._attend(q, key_cache, value_cache, visible, training=False)  # [b, h, 1, d]
+
+        def attend(n):
+            visible = tf.range(n)[tf.newaxis, :] <= positions[:, tf.newaxis]  # [batch, n]
+            visible = visible[:, tf.newaxis, tf.newaxis, :]  # [batch, heads, query, n]
+            keys, values = key_cache[:, :, :n], value_cache[:, :, :n]
+            return self._attend(q, keys, values, visible, training=False)  # [b, h, 1, d]
+
+        out = run_at_length(length, key_cache.shape[2], attend)
         out = tf.reshape(out, [batch, self.width])
         return self.output_projection(out), key_cache, value_cache
 
@@ -133,10 +176,13 @@ class CausalSelfAttention(keras.layers.Layer):
 
 
 def cache_write_indices(batch, num_heads, index):
-    """The (row, head, index) slots `CausalSelfAttention.step` writes: `[batch * heads, 3]`."""
+    """The (row, head, position) slots `CausalSelfAttention.step` writes: `[batch * heads, 3]`.
+
+    `index` is a scalar (every row at the same position) or int32 `[batch]` (a position per
+    row, as after a prefill of prompts of different lengths)."""
     rows = tf.repeat(tf.range(batch), num_heads)
     heads = tf.tile(tf.range(num_heads), [batch])
-    positions = tf.fill([batch * num_heads], index)
+    positions = tf.repeat(tf.broadcast_to(index, [batch]), num_heads)
     return tf.stack([rows, heads, positions], axis=1)
 
 

@@ -82,11 +82,27 @@ class TransformerBlock(keras.layers.Layer):
         x = x + self.attention(self.attention_norm(x), training=training)
         return x + self._mlp(x, training)
 
+    def prefill(self, x):
+        """`call` that also returns the attention's keys and values, each `[batch, heads, time,
+        head_dim]`; see `CausalSelfAttention.prefill`. Returns (output, keys, values)."""
+        attended, keys, values = self.attention.prefill(self.attention_norm(x))
+        x = x + attended
+        return x + self._mlp(x, training=False), keys, values
+
     def step(self, x, key_cache, value_cache, index, cache_indices):
         """One position `[batch, width]` against the layer's key/value cache; see
         `CausalSelfAttention.step`. Returns (output, new key cache, new value cache)."""
         attended, key_cache, value_cache = self.attention.step(
             self.attention_norm(x), key_cache, value_cache, index, cache_indices
+        )
+        x = x + attended
+        return x + self._mlp(x, training=False), key_cache, value_cache
+
+    def masked_step(self, x, key_cache, value_cache, cache_indices, positions, length):
+        """`step` at per-row positions, reading the first `length` cache slots; see
+        `CausalSelfAttention.masked_step`. Returns (output, new key cache, new value cache)."""
+        attended, key_cache, value_cache = self.attention.masked_step(
+            self.attention_norm(x), key_cache, value_cache, cache_indices, positions, length
         )
         x = x + attended
         return x + self._mlp(x, training=False), key_cache, value_cache

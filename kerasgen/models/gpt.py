@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.decoding.length_buckets import run_at_length
 from kerasgen.layers import TransformerBlock, cache_write_indices
 
 # Tokens one pass of the sliding window encodes per row, in windows of `context_length` tokens
@@ -226,7 +227,8 @@ class GPT(keras.Model):
         Returns:
             {"keys": per-layer tuple of `[batch, heads, context_length, head_dim]`,
              "values": the same, "window": int32 `[batch, context_length]`, the last tokens
-             (what a step re-encodes once generation runs past the window)}.
+             (what a step re-encodes once generation runs past the window), "positions": int32
+             `[batch]`, the position of the token each row reads next (0 here)}.
         """
         if not self.built:
             self.build((None, None))
@@ -236,50 +238,128 @@ class GPT(keras.Model):
             "keys": tuple(zeros for _ in self.blocks),
             "values": tuple(zeros for _ in self.blocks),
             "window": tf.zeros([batch_size, self.context_length], tf.int32),
+            "positions": tf.zeros([batch_size], tf.int32),
         }
 
-    def decoding_step(self, token_ids, state, index):
-        """One decoding step for every row.
+    def prefill_decoding_state(self, prompt_ids, prompt_lengths):
+        """The decoding state after each row's prompt but its last token, in one forward pass.
+
+        The first `min(longest prompt - 1, context_length)` positions of every row go through
+        the blocks at once (a static bucket of that length under XLA, see
+        `kerasgen.decoding.length_buckets`), and their keys and values fill the caches. A row's
+        slots past its own prompt hold whatever the padding gave; its steps overwrite each one
+        before reading it. A row whose prompt runs past the window keeps only the window of its
+        last tokens: its next step slides it (see the class docstring), the cache unread.
 
         Args:
-            token_ids: int `[batch]`, the token at position `index` of every row.
-            state: as from `initial_decoding_state`, holding positions `0 .. index - 1`.
-            index: scalar int32 position (the same for every row).
+            prompt_ids: int32 `[batch, max_length]`, left-aligned (from `prepare_prompts`).
+            prompt_lengths: int32 `[batch]`, at least 1.
 
         Returns:
-            (float32 logits `[batch, vocab_size]` for position `index + 1`, the new state).
+            The state of `initial_decoding_state`, row `r` holding positions `0 ..
+            prompt_lengths[r] - 2` and `positions = prompt_lengths - 1` (the loop's first step
+            reads each row's last prompt token; see `kerasgen.decoding.decode_with_prefill`).
         """
-        token_ids = tf.cast(token_ids, tf.int32)
-        index = tf.convert_to_tensor(index, tf.int32)
-        return tf.cond(
-            index < self.context_length,
-            lambda: self._cached_step(token_ids, state, index),
-            lambda: self._sliding_step(token_ids, state),
-        )
+        context = self.context_length
+        prompt_ids = tf.cast(prompt_ids, tf.int32)
+        prompt_lengths = tf.cast(prompt_lengths, tf.int32)
+        batch = tf.shape(prompt_ids)[0]
+        read = prompt_lengths - 1  # [batch], prompt tokens before the last
+        longest = tf.reduce_max(tf.concat([read, [0]], axis=0))
+        # Room for any bucket (a bucket may be longer than the buffer, never than the window).
+        max_length = prompt_ids.shape[1]
+        padded = tf.pad(prompt_ids, [[0, 0], [0, max(0, context - max_length)]])
 
-    def _cached_step(self, token_ids, state, index):
-        """Inside the window: the new position's keys and values join the caches."""
+        def fill(length):
+            ids = padded[:, :length]  # [batch, length]
+            x = self.token_embedding(ids) + self.position_embedding(tf.range(length))[tf.newaxis]
+            keys, values = [], []
+            to_context = [[0, 0], [0, 0], [0, context - length], [0, 0]]
+            for block in self.blocks:
+                x, k, v = block.prefill(x)  # k, v [batch, heads, length, head_dim]
+                keys.append(tf.pad(k, to_context))
+                values.append(tf.pad(v, to_context))
+            return tuple(keys), tuple(values)
+
+        empty = self.initial_decoding_state(batch)
+        keys, values = tf.cond(
+            longest > 0,
+            lambda: run_at_length(
+                tf.minimum(longest, context), min(context, max(max_length - 1, 1)), fill
+            ),
+            lambda: (empty["keys"], empty["values"]),
+        )
+        # The last `context` tokens before each row's last prompt token (the first `context`
+        # slots for a prompt inside the window, as the cached steps write them).
+        first = tf.maximum(read - context, 0)
+        window = tf.gather(padded, first[:, tf.newaxis] + tf.range(context), batch_dims=1)
+        return {"keys": keys, "values": values, "window": window, "positions": read}
+
+    def decoding_step(self, token_ids, state, index):
+        """One decoding step for every row, each at its own position.
+
+        Args:
+            token_ids: int `[batch]`, the token at position `state["positions"]` of every row.
+            state: as from `initial_decoding_state` or `prefill_decoding_state`.
+            index: scalar int32, the loop's position; unused, as each row's position is in the
+                state (equal to `index` for a loop started from `initial_decoding_state`).
+
+        Returns:
+            (float32 logits `[batch, vocab_size]` for each row's next position, the new state).
+        """
+        del index
+        token_ids = tf.cast(token_ids, tf.int32)
+        positions = state["positions"]
+        context = self.context_length
+        # Attend over the slots written so far in some row, not the whole cache: a slice in
+        # graph mode, the smallest length bucket that holds it under XLA. Only the attention
+        # read is bucketed (and only the sliding logits are conditional): under XLA a
+        # conditional that returned the caches copied them every step.
+        length = tf.minimum(tf.reduce_max(tf.concat([positions, [0]], axis=0)), context - 1) + 1
+        logits, new_state = self._cached_step(token_ids, state, length)
+        past = positions >= context  # [batch]
+        window = tf.concat([state["window"][:, 1:], token_ids[:, tf.newaxis]], axis=1)
+        sliding_logits = tf.cond(
+            tf.reduce_any(past),
+            lambda: self._logits(self._hidden(window)[:, -1]),
+            lambda: tf.zeros_like(logits),
+        )
+        new_state["window"] = tf.where(past[:, tf.newaxis], window, new_state["window"])
+        return tf.where(past[:, tf.newaxis], sliding_logits, logits), new_state
+
+    def _cached_step(self, token_ids, state, length):
+        """Inside the window: the new position's keys and values join the caches, and
+        attention reads the first `length` slots (every row's position is below it; a scalar
+        tensor, bucketed under XLA by the attention). Past the window, a row drops its oldest
+        token and re-encodes the window at positions 0 .. context_length - 1 instead
+        (`decoding_step`)."""
         batch = tf.shape(token_ids)[0]
-        row_slots = tf.stack([tf.range(batch), tf.fill([batch], index)], axis=1)
-        window = tf.tensor_scatter_nd_update(state["window"], row_slots, token_ids)
-        x = self.token_embedding(token_ids) + self.position_embedding(index)  # [batch, width]
-        cache_indices = cache_write_indices(batch, self.num_heads, index)
+        positions = state["positions"]
+        # A row past the window writes a slot it never reads again (its logits come from the
+        # sliding step), so every row can share this step.
+        slot = tf.minimum(positions, self.context_length - 1)
+        window = tf.tensor_scatter_nd_update(
+            state["window"], tf.stack([tf.range(batch), slot], axis=1), token_ids
+        )
+        x = self.token_embedding(token_ids) + self.position_embedding(slot)  # [batch, width]
+        cache_indices = cache_write_indices(batch, self.num_heads, slot)
         keys, values = [], []
         for block, key_cache, value_cache in zip(
             self.blocks, state["keys"], state["values"], strict=True
         ):
-            x, key_cache, value_cache = block.step(x, key_cache, value_cache, index, cache_indices)
+            x, key_cache, value_cache = block.masked_step(
+                x, key_cache, value_cache, cache_indices, positions, length
+            )
             keys.append(key_cache)
             values.append(value_cache)
         logits = self._logits(self.final_norm(x))
-        return logits, {"keys": tuple(keys), "values": tuple(values), "window": window}
-
-    def _sliding_step(self, token_ids, state):
-        """Past the window: drop the oldest token and re-encode the window at positions
-        0 .. context_length - 1 (the caches are no longer read)."""
-        window = tf.concat([state["window"][:, 1:], token_ids[:, tf.newaxis]], axis=1)
-        logits = self._logits(self._hidden(window)[:, -1])
-        return logits, {"keys": state["keys"], "values": state["values"], "window": window}
+        new_state = {
+            "keys": tuple(keys),
+            "values": tuple(values),
+            "window": window,
+            "positions": positions + 1,
+        }
+        return logits, new_state
 
     def get_config(self):
         config = super().get_config()

@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.decoding.length_buckets import run_at_length
 from kerasgen.layers import projected_rnn
 
 # Keras's layers with the input projection computed before the time loop (same weights, paths
@@ -121,6 +122,45 @@ class TextGenerator(keras.Model):
         """Zero states for `decoding_step`: a flat tuple of `[batch, rnn_units]` float tensors."""
         zeros = tf.zeros([batch_size, self.rnn_units], dtype=self.compute_dtype)
         return tuple(zeros for _ in range(self.num_layers * self.state_size_per_layer))
+
+    def prefill_decoding_state(self, prompt_ids, prompt_lengths):
+        """The decoding state after each row's prompt but its last token, from the layers'
+        whole-sequence call (`return_state`) instead of one decoding step per token.
+
+        Every row reads the same number of steps, the longest prompt's (a static length bucket
+        under XLA, see `kerasgen.decoding.length_buckets`); a mask past each row's own prompt
+        keeps its state, so the state is the one after its own last token read.
+
+        Args:
+            prompt_ids: int32 `[batch, max_length]`, left-aligned (from `prepare_prompts`).
+            prompt_lengths: int32 `[batch]`, at least 1.
+
+        Returns:
+            The state of `initial_decoding_state` after `prompt_lengths - 1` tokens of each row
+            (the loop's first step reads each row's last prompt token; see
+            `kerasgen.decoding.decode_with_prefill`).
+        """
+        prompt_ids = tf.cast(prompt_ids, tf.int32)
+        read = tf.cast(prompt_lengths, tf.int32) - 1  # [batch]
+        longest = tf.reduce_max(tf.concat([read, [0]], axis=0))
+        max_length = prompt_ids.shape[1]
+        initial = self.initial_decoding_state(tf.shape(prompt_ids)[0])
+
+        def run(length):
+            ids = prompt_ids[:, :length]
+            x = self.embedding(ids)
+            mask = tf.range(length)[tf.newaxis, :] < read[:, tf.newaxis]  # [batch, length]
+            states = []
+            for layer, layer_state in zip(self.rnn_layers, self._split_state(initial), strict=True):
+                x, *layer_states = layer(x, initial_state=layer_state, mask=mask, training=False)
+                states.extend(layer_states)
+            return tuple(states)
+
+        return tf.cond(
+            longest > 0,
+            lambda: run_at_length(longest, max(max_length - 1, 1), run),
+            lambda: initial,
+        )
 
     def decoding_step(self, token_ids, state, index):
         """One decoding step through the recurrent cells (never cuDNN, so exports are portable).

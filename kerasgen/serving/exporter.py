@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from kerasgen.errors import UserInputError
+from kerasgen.serving.batching import write_batching_parameters
 from kerasgen.serving.warmup import write_warmup_requests
 from kerasgen.work_folder import export_metadata_path
 
@@ -214,4 +215,5 @@ def export_service(service, export_base, model_name, *, version=None, metadata=N
         shutil.rmtree(staging, ignore_errors=True)
         raise
     write_models_config(export_base)
+    write_batching_parameters(export_base)
     return final_path
