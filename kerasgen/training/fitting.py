@@ -30,9 +30,10 @@ import keras
 import tensorflow as tf
 
 from kerasgen.errors import UserInputError
-from kerasgen.training import resume
+from kerasgen.training import budget_plan, resume
 from kerasgen.training.callbacks import AtomicCheckpoint, StepTimer, TimeBudget
 from kerasgen.training.epoch_callbacks import EpochSamples, Perplexity
+from kerasgen.training.optimizers import budgeted_schedule_of
 from kerasgen.work_folder import WorkFolder
 
 BEST_WEIGHTS = WorkFolder.BEST_WEIGHTS
@@ -58,6 +59,7 @@ class FitOutcome:
     resumed_from: resume.TrainingState | None = None  # the backup this process started from
     already_trained: bool = False  # the work folder held a finished run: nothing was trained
     history: dict = dataclasses.field(default_factory=dict)  # metric -> per-epoch values
+    config: object = None  # the TrainConfig trained with: the planned one if `plan_fn` planned
 
     @property
     def validation_loss(self):
@@ -72,6 +74,8 @@ def fit_model(
     workdir,
     *,
     sample_fn=None,
+    plan_fn=None,
+    callbacks=(),
     chief=True,
     log=print,
 ):
@@ -92,6 +96,13 @@ def fit_model(
             early_stopping_patience, time_budget_seconds, verbose and the data settings).
         workdir: the run's work folder (a path or a `WorkFolder`).
         sample_fn: `() -> list[str]`, sample lines generated after each epoch; None: none.
+        plan_fn: for a run that sizes its length to its budget (`config.plan` provisional, see
+            `kerasgen.training.budget_plan`): `(StepMeasurement) -> TrainConfig`, called once
+            after the first `budget_plan.measuring_steps` steps of a fresh run; the returned
+            config's length and plan rule the rest of the run (a `BudgetedSchedule` is
+            replanned to its total). The measured steps are the run's first steps, kept: the
+            run goes on from them as a resumed run would. Not called on a resume.
+        callbacks: more Keras callbacks, run before the run's own in every `fit` call.
         chief: False on the non-chief workers of a multi-worker run: they run every callback
             (some take part in collectives) but write into a temporary folder, not `workdir`.
             Every worker reads the chief's backup.
@@ -110,7 +121,8 @@ def fit_model(
     try:
         finished = resume.read_finished(workdir)
         if finished is not None:
-            return _reload_finished(model, validation_data, workdir, finished, log)
+            outcome = _reload_finished(model, validation_data, workdir, finished, log)
+            return dataclasses.replace(outcome, config=config)
         return _fit(
             model,
             train_data,
@@ -119,6 +131,8 @@ def fit_model(
             workdir,
             scratch or workdir,
             sample_fn=sample_fn if chief else None,
+            plan_fn=plan_fn,
+            extra_callbacks=list(callbacks),
             chief=chief,
             log=log,
         )
@@ -127,7 +141,20 @@ def fit_model(
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _fit(model, train_data, validation_data, config, workdir, output, *, sample_fn, chief, log):
+def _fit(
+    model,
+    train_data,
+    validation_data,
+    config,
+    workdir,
+    output,
+    *,
+    sample_fn,
+    plan_fn,
+    extra_callbacks,
+    chief,
+    log,
+):
     make_data = train_data if callable(train_data) else lambda: train_data
     backup_dir = os.path.join(workdir, resume.BACKUP_FOLDER)
     state = resume.read_backup(backup_dir, log=log)
@@ -150,6 +177,7 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
         early_stopping = resume.ResumableEarlyStopping(state, config.early_stopping_patience)
     step_timer = StepTimer()
     callbacks = [
+        *extra_callbacks,
         Perplexity(),  # first: the callbacks after it log the perplexity
         keras.callbacks.TerminateOnNaN(),
         *([early_stopping] if early_stopping else []),
@@ -170,13 +198,27 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
     history = {}
     stopped = announced = False
     steps_per_execution = getattr(model, "steps_per_execution", 1) or 1
+    if plan_fn is not None and resumed_from is None:
+        config = _measure_and_plan(
+            model,
+            make_data,
+            validation_data,
+            config,
+            started,
+            state,
+            plan_fn,
+            [*extra_callbacks, step_timer],
+            log,
+        )
     while state.epoch < config.epochs and not stopped:
-        # At most two `fit` calls: the rest of an interrupted epoch, then the remaining epochs.
+        # At most two `fit` calls: the rest of an interrupted (or measured) epoch, then the
+        # remaining epochs.
         budget = []
         if config.time_budget_seconds:  # one budget for both calls
-            if time.monotonic() - started >= config.time_budget_seconds:
+            deadline = budget_plan.training_seconds(config)
+            if time.monotonic() - started >= deadline:
                 break
-            budget = [time_budget := TimeBudget(config.time_budget_seconds, started)]
+            budget = [time_budget := TimeBudget(deadline, started)]
         partial = state.step_in_epoch > 0
         data, steps = _positioned_data(make_data, state, config, steps_per_execution)
         if resumed_from is not None and not announced:
@@ -251,7 +293,83 @@ def _fit(model, train_data, validation_data, config, workdir, output, *, sample_
         stopped_early=stopped_early,
         resumed_from=resumed_from,
         history=history,
+        config=config,
     )
+
+
+def _measure_and_plan(
+    model, make_data, validation_data, config, started, state, plan_fn, callbacks, log
+):
+    """Trains the first steps of a budget-sized run, times them, and returns `plan_fn`'s
+    config; leaves `state` where a resumed run would stand after those steps (epoch 0 in
+    progress), so the loop of `_fit` continues with the next batch of the same stream."""
+    steps_per_execution = getattr(model, "steps_per_execution", 1) or 1
+    steps = budget_plan.measuring_steps(steps_per_execution)
+    log(f"Measuring the step time over the first {steps} steps to plan the run's length.")
+    counter = _StepCount()
+    result = model.fit(
+        make_data().repeat(),  # one stream across epochs, as `_positioned_data` makes it
+        epochs=1,
+        steps_per_epoch=steps,
+        callbacks=[
+            *callbacks,
+            keras.callbacks.TerminateOnNaN(),
+            TimeBudget(config.time_budget_seconds, started),
+            counter,
+        ],
+        shuffle=False,
+        verbose=0,  # a progress bar of its own would read as an epoch of its own
+    )
+    losses = result.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise TrainingDivergedError(
+            f"training diverged: the loss became {losses[-1]} within the first {counter.steps} "
+            "steps (lower --learning_rate)"
+        )
+    step_timer = next(c for c in callbacks if isinstance(c, StepTimer))
+    if validation_data is not None:
+        # Traces the validation function now (the epochs reuse it): its compilation is then
+        # part of the time spent before the plan, not a surprise at the first epoch's end.
+        model.evaluate(validation_data, steps=1, verbose=0)
+    # What a checkpoint or backup costs, timed on a scratch file: a real backup before the plan
+    # is recorded would make a rerun resume without one.
+    writing = time.monotonic()
+    scratch = tempfile.mkdtemp(prefix="kerasgen-timing-")
+    try:
+        resume.save_weights_atomically(model, os.path.join(scratch, "timing.weights.h5"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    weights_file_seconds = time.monotonic() - writing
+    spent = time.monotonic() - started
+    step_seconds = (
+        step_timer.milliseconds_per_step / 1000
+        if step_timer.milliseconds_per_step is not None
+        else spent / max(1, counter.steps)  # too few executions to time: compilation counts
+    )
+    config = plan_fn(
+        budget_plan.StepMeasurement(
+            steps=counter.steps,
+            step_seconds=step_seconds,
+            spent_seconds=spent,
+            weights_file_seconds=weights_file_seconds,
+        )
+    )
+    schedule = budgeted_schedule_of(model.optimizer)
+    if schedule is not None:
+        schedule.replan(config.plan["total_steps"])
+    state.epoch, state.step_in_epoch, state.global_step = 0, counter.steps, counter.steps
+    state.optimizer_steps = int(model.optimizer.iterations.numpy())
+    state.data_settings = resume.settings_of(config)
+    return config
+
+
+class _StepCount(keras.callbacks.Callback):
+    """Counts the batches a one-epoch `fit` call trained."""
+
+    steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps = batch + 1  # Keras passes an execution's last step
 
 
 def count_batches(dataset):

@@ -21,38 +21,71 @@ FINAL_LEARNING_RATE_FRACTION = 0.1
 
 @keras.saving.register_keras_serializable(package="kerasgen")
 class BudgetedSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """A step schedule that advances at least as fast as a wall-time budget is spent.
+    """A step schedule that advances at least as fast as a wall-time budget is spent, and whose
+    length can be planned once training has begun.
 
     A run stopped by `--time_budget_seconds` before its last step would otherwise stop with its
     learning rate still high, unannealed, which costs more validation loss than the steps it
     lost (a machine slower than expected, or shared, runs fewer steps). Here the schedule is
-    evaluated at `max(step, elapsed_fraction * total_steps)`: on a fast machine it is the step
-    schedule; on a slow one the decay completes as the budget runs out.
+    evaluated at `max(step, elapsed_fraction * planned_steps)`: on a fast machine it is the
+    step schedule; on a slow one the decay completes as the budget runs out.
+
+    `planned_steps` is the run's length: `total_steps` (the step schedule's own) until
+    `replan` sets another, which a run sized to its budget does once it has measured its step
+    time (`kerasgen.training.budget_plan`). The warmup keeps its steps; the decay after it is
+    stretched (or shrunk) from `total_steps` to `planned_steps`, so the compiled train step,
+    which reads the variable, follows the plan without being traced again.
 
     `elapsed_fraction` is a variable that the `TimeBudget` callback sets before and after each
     step (spent budget / whole budget, in [0, 1]); the compiled train step reads it. Create
-    the schedule inside the strategy's scope, like the optimizer, so the variable is mirrored.
+    the schedule inside the strategy's scope, like the optimizer, so the variables are
+    mirrored.
 
     Args:
-        schedule: the step schedule (a `LearningRateSchedule`).
+        schedule: the step schedule (a `LearningRateSchedule`) of `total_steps` steps, of which
+            the first `warmup_steps` warm up.
         total_steps: optimizer steps of the whole run, the step at which `schedule` ends.
+        warmup_steps: `schedule`'s warmup steps, which a replan keeps.
+        planned_steps: the run's planned length (default: `total_steps`).
     """
 
-    def __init__(self, schedule, total_steps):
+    def __init__(self, schedule, total_steps, warmup_steps=0, planned_steps=None):
+        if not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"warmup_steps ({warmup_steps}) must be in [0, {total_steps}).")
         self.schedule = schedule
         self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
         self.elapsed_fraction = keras.Variable(
             0.0, dtype="float32", trainable=False, name="elapsed_budget_fraction"
         )
+        self.planned_steps = keras.Variable(
+            float(total_steps), dtype="float32", trainable=False, name="planned_steps"
+        )
+        self.replan(planned_steps or total_steps)
+
+    def replan(self, planned_steps):
+        """Lays the decay over `planned_steps` steps (more than the warmup's)."""
+        if planned_steps <= self.warmup_steps:
+            raise ValueError(
+                f"planned_steps ({planned_steps}) must exceed the warmup ({self.warmup_steps})."
+            )
+        self.planned_steps.assign(float(planned_steps))
 
     def __call__(self, step):
-        clock_step = self.elapsed_fraction * float(self.total_steps)
-        return self.schedule(ops.maximum(ops.cast(step, "float32"), clock_step))
+        planned = self.planned_steps
+        step = ops.maximum(ops.cast(step, "float32"), self.elapsed_fraction * planned)
+        # [warmup, planned] maps linearly onto [warmup, total_steps]: exact for any schedule
+        # that is a function of the fraction of its decay done, as the cosine is.
+        warmup = float(self.warmup_steps)
+        stretch = (float(self.total_steps) - warmup) / (planned - warmup)
+        return self.schedule(ops.where(step < warmup, step, warmup + (step - warmup) * stretch))
 
     def get_config(self):
         return {
             "schedule": keras.optimizers.schedules.serialize(self.schedule),
             "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "planned_steps": int(round(float(ops.convert_to_numpy(self.planned_steps)))),
         }
 
     @classmethod
@@ -107,7 +140,7 @@ def learning_rate_schedule(
         warmup_steps=warmup_steps,
     )
     if time_budget_seconds:
-        return BudgetedSchedule(step_schedule, total_steps)
+        return BudgetedSchedule(step_schedule, total_steps, warmup_steps=warmup_steps)
     return step_schedule
 
 

@@ -23,7 +23,7 @@ from kerasgen.errors import UserInputError
 from kerasgen.models import presets
 from kerasgen.serving import export_service
 from kerasgen.tasks import task_for
-from kerasgen.training import distribution, keras_fixes
+from kerasgen.training import budget_plan, distribution, keras_fixes
 from kerasgen.training.fitting import count_batches, fit_model
 from kerasgen.training.init_from import initialize_from, install_tokenizer, load_pretrained
 from kerasgen.training.optimizers import build_optimizer, learning_rate_schedule
@@ -46,6 +46,7 @@ RUN_INDEPENDENT_FIELDS = (
     "tpu",
     "time_budget_seconds",
     "plan",
+    "given_fields",
 )
 
 
@@ -97,14 +98,20 @@ def resolve_config(config):
     return dataclasses.replace(config, model_config=hyperparameters)
 
 
-def train_and_evaluate(config, workdir, *, decoding=None, log=print):
+def train_and_evaluate(config, workdir, *, decoding=None, callbacks=(), log=print):
     """Trains `config.model` on the configured data, evaluates, samples and exports.
+
+    With `config.time_budget_seconds` and no length the user gave (`config.is_given`:
+    neither `epochs` nor `steps_per_epoch`), the run plans its length from its measured step
+    time so that training, its validation passes, the final evaluation and the export end
+    within the budget (`kerasgen.training.budget_plan`); `result.config.plan` records it.
 
     Args:
         config: a `TrainConfig`.
         workdir: the run's work folder (created if missing; a rerun resumes from it).
         decoding: the export's `DecodingConfig` (default: the task's, e.g. greedy for
             translation).
+        callbacks: more Keras callbacks for every `fit` call (e.g. a profiler).
         log: where progress lines go.
 
     Returns:
@@ -136,13 +143,18 @@ def train_and_evaluate(config, workdir, *, decoding=None, log=print):
             _check_writable_folder(config.export_dir, "--export_dir")
         folder.lock()
     try:
-        return _train(task, config, folder, strategy, chief, decoding, log)
+        return _train(task, config, folder, strategy, chief, decoding, callbacks, log)
     finally:
         folder.unlock()
 
 
-def _train(task, config, folder, strategy, chief, decoding, log):
+def _train(task, config, folder, strategy, chief, decoding, callbacks, log):
     record = folder.read_config()
+    # The datasets are built from the config as given: a resumed budget-sized run then reads
+    # the same stream as its first process, whose datasets were built before its plan.
+    data_config = config
+    # A rerun of a run that planned its length to the budget keeps that plan.
+    config = budget_plan.recorded_plan(config, record)
     if record is not None:
         _check_record(folder, record, config)
     keras.utils.set_random_seed(config.seed)
@@ -160,7 +172,7 @@ def _train(task, config, folder, strategy, chief, decoding, log):
         tokenizers = _tokenizers(task, config, data, files, staging, pretrained, record)
         decoding = decoding or task.default_decoding()
         make_task_data, validation_data, epoch_batches = task.datasets(
-            data, tokenizers, config, decoding
+            data, tokenizers, data_config, decoding
         )
         validation_data = distribution.shard_by_data(validation_data)
 
@@ -194,6 +206,18 @@ def _train(task, config, folder, strategy, chief, decoding, log):
     # weights, and then the final samples and the export.
     decoding = decoding.fitted_to(model)
     service = task.service(model, tokenizers, decoding)
+
+    def plan_length(measurement):
+        planned = budget_plan.plan_length(
+            config,
+            measurement,
+            validation_batches=0 if validation_data is None else count_batches(validation_data),
+        )
+        log(budget_plan.describe(planned))
+        if chief:
+            files.write_config(planned)
+        return planned
+
     outcome = fit_model(
         model,
         make_train_data,
@@ -201,9 +225,18 @@ def _train(task, config, folder, strategy, chief, decoding, log):
         config,
         folder,
         sample_fn=task.epoch_sampler(service, data, config),
+        plan_fn=plan_length if budget_plan.is_pending(config.plan) else None,
+        callbacks=callbacks,
         chief=chief,
         log=log,
     )
+    config = outcome.config
+    if config.time_budget_seconds and not outcome.already_trained:
+        # How far the schedule got: the floor when it annealed (by its steps or the clock).
+        log(
+            f"Learning rate at the end of training {_learning_rate(model):.4g} (peak "
+            f"{config.learning_rate:g})."
+        )
     if outcome.milliseconds_per_step is not None:
         log(
             f"Steady-state step time {outcome.milliseconds_per_step:.1f} ms "
@@ -321,12 +354,20 @@ def _install_tokenizers(files, staging, tokenizers):
 def _planned(config, epoch_steps, make_train_data, log):
     """`config` with its schedule fitted to the run's length: a warmup that comes from the
     preset's recipe shrinks to a tenth of a shorter run (with a note); an explicit one that
-    does not fit is an error. The plan is recorded in `config.plan`."""
+    does not fit is an error. The plan is recorded in `config.plan`.
+
+    A run that sizes its length to its budget gets a provisional plan, which its measurement
+    replaces (`budget_plan`); a rerun keeps the plan its record holds."""
+    if budget_plan.is_measured(config.plan):
+        return config
     uses_total = config.schedule != "constant" or config.warmup_steps
-    if not uses_total:
+    sizing = budget_plan.sizes_to_budget(config)
+    if not uses_total and not sizing:
         return dataclasses.replace(config, plan=None)
     if epoch_steps is None:
         epoch_steps = count_batches(make_train_data())
+    if sizing:
+        return dataclasses.replace(config, plan=budget_plan.provisional_plan(config, epoch_steps))
     total_steps = config.epochs * epoch_steps
     warmup_steps = config.warmup_steps
     if warmup_steps >= total_steps:
@@ -399,6 +440,11 @@ def _compile(model, task, tokenizers, config):
         steps_per_execution=config.steps_per_execution,
         **task.compile_arguments(tokenizers),
     )
+
+
+def _learning_rate(model):
+    """The optimizer's current learning rate (a schedule's value at the current step)."""
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 def _save_model_atomically(model, path):

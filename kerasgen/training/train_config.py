@@ -170,6 +170,10 @@ class TrainConfig:
     # Written by the run, not given: the schedule as laid out for the run's length
     # (`total_steps`, `warmup_steps`), recorded in config.json.
     plan: dict | None = option(None, "The run's schedule plan.", flag=False)
+    # Written by `for_model`: the fields the user gave (the command line's flags), so a run can
+    # tell them from the preset recipe's values and the defaults (`is_given`). None: a config
+    # built directly, whose fields count as given where they differ from the defaults.
+    given_fields: list | None = option(None, "The fields the user gave.", flag=False)
 
     def __post_init__(self):
         self.validate()
@@ -194,13 +198,26 @@ class TrainConfig:
         """The valid values of field `name`, from the code that accepts them."""
         return _choices_of(name)
 
+    def is_given(self, name):
+        """Whether the user chose field `name`'s value: named to `for_model` (a flag on the
+        command line), not the preset recipe's nor the default. A config built directly has
+        no recipe: there a field is given when it differs from TrainConfig's default."""
+        if self.given_fields is not None:
+            return name in self.given_fields
+        field = next(field for field in dataclasses.fields(self) if field.name == name)
+        return getattr(self, name) != field.default
+
     @classmethod
     def for_model(cls, model, **explicit):
         """The configuration of a run of preset `model`: TrainConfig's defaults, then the
-        preset's training recipe, then `explicit` (the user's choices) over both."""
+        preset's training recipe, then `explicit` (the user's choices) over both; records the
+        names of `explicit` in `given_fields`."""
         from kerasgen.models.presets import training_recipe
 
-        return cls(**{**training_recipe(model), **explicit, "model": model})
+        return cls(
+            **{**training_recipe(model), **explicit, "model": model},
+            given_fields=sorted(explicit),
+        )
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -100,3 +100,24 @@ def test_a_budget_spans_fit_calls():
     model.fit(data, epochs=1, steps_per_epoch=1000, callbacks=[budget], verbose=0)
     assert budget.stopped_early
     assert int(model.optimizer.iterations.numpy()) == 1
+
+
+def test_a_replanned_schedule_is_the_warmup_and_cosine_over_the_planned_steps():
+    schedule = learning_rate_schedule(
+        1e-3, schedule="cosine", total_steps=100, warmup_steps=10, time_budget_seconds=60.0
+    )
+    schedule.replan(400)
+    planned = learning_rate_schedule(1e-3, schedule="cosine", total_steps=400, warmup_steps=10)
+    for step in (0, 5, 10, 11, 100, 250, 399, 400, 450):
+        np.testing.assert_allclose(float(schedule(step)), float(planned(step)), rtol=1e-5)
+    # The clock reads in planned steps: half the budget spent is step 200 of 400.
+    schedule.elapsed_fraction.assign(0.5)
+    np.testing.assert_allclose(float(schedule(30)), float(planned(200)), rtol=1e-5)
+    # The plan is part of the schedule's config, as a saved model records it.
+    restored = keras.optimizers.schedules.deserialize(
+        keras.optimizers.schedules.serialize(schedule)
+    )
+    assert float(restored.planned_steps.numpy()) == 400.0
+    np.testing.assert_allclose(float(restored(250)), float(planned(250)), rtol=1e-5)
+    with pytest.raises(ValueError, match="must exceed the warmup"):
+        schedule.replan(10)
