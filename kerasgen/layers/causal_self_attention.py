@@ -53,14 +53,20 @@ class CausalSelfAttention(keras.layers.Layer):
         # Kept serialised, so every sublayer builds its own instance (and its own random seed).
         self.kernel_initializer = serialized_initializer(kernel_initializer)
         self.output_initializer = serialized_initializer(output_initializer or kernel_initializer)
+        # Every sublayer takes this layer's dtype policy, so a model reloaded under another
+        # global policy (`python -m kerasgen.export` runs under float32) keeps its own.
+        policy = self.dtype_policy
         self.qkv = keras.layers.Dense(
-            3 * width, kernel_initializer=self.kernel_initializer, name="qkv"
+            3 * width, kernel_initializer=self.kernel_initializer, name="qkv", dtype=policy
         )
         self.output_projection = keras.layers.Dense(
-            width, kernel_initializer=self.output_initializer, name="output_projection"
+            width,
+            kernel_initializer=self.output_initializer,
+            name="output_projection",
+            dtype=policy,
         )
-        self.attention_dropout = keras.layers.Dropout(dropout)
-        self.output_dropout = keras.layers.Dropout(dropout)
+        self.attention_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.output_dropout = keras.layers.Dropout(dropout, dtype=policy)
 
     def build(self, input_shape):
         if not self.qkv.built:

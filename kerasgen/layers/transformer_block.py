@@ -43,8 +43,9 @@ class TransformerBlock(keras.layers.Layer):
         # Kept serialised, so every sublayer builds its own instance (and its own random seed).
         self.kernel_initializer = serialized_initializer(kernel_initializer)
         self.output_initializer = serialized_initializer(output_initializer or kernel_initializer)
+        policy = self.dtype_policy  # every sublayer follows this layer's, as in the attention
         self.attention_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="attention_norm"
+            epsilon=layer_norm_epsilon, name="attention_norm", dtype=policy
         )
         self.attention = CausalSelfAttention(
             width,
@@ -53,18 +54,22 @@ class TransformerBlock(keras.layers.Layer):
             kernel_initializer=self.kernel_initializer,
             output_initializer=self.output_initializer,
             name="attention",
+            dtype=policy,
         )
-        self.mlp_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="mlp_norm")
+        self.mlp_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, name="mlp_norm", dtype=policy
+        )
         self.mlp_hidden = keras.layers.Dense(
             mlp_width,
             activation="gelu",
             kernel_initializer=self.kernel_initializer,
             name="mlp_hidden",
+            dtype=policy,
         )
         self.mlp_output = keras.layers.Dense(
-            width, kernel_initializer=self.output_initializer, name="mlp_output"
+            width, kernel_initializer=self.output_initializer, name="mlp_output", dtype=policy
         )
-        self.mlp_dropout = keras.layers.Dropout(dropout)
+        self.mlp_dropout = keras.layers.Dropout(dropout, dtype=policy)
 
     def build(self, input_shape):
         for layer in (self.attention_norm, self.attention, self.mlp_norm, self.mlp_hidden):

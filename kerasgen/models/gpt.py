@@ -93,13 +93,20 @@ class GPT(keras.Model):
             "class_name": "RandomNormal",
             "config": {"stddev": 0.02 / (2 * num_layers) ** 0.5},
         }
+        # Every layer follows the model's dtype policy, so a model saved under a mixed policy
+        # and reloaded under another global one (`python -m kerasgen.export`) keeps its own.
+        policy = self.dtype_policy
         self.token_embedding = keras.layers.Embedding(
-            vocab_size, width, embeddings_initializer=normal, name="token_embedding"
+            vocab_size, width, embeddings_initializer=normal, name="token_embedding", dtype=policy
         )
         self.position_embedding = keras.layers.Embedding(
-            context_length, width, embeddings_initializer=normal, name="position_embedding"
+            context_length,
+            width,
+            embeddings_initializer=normal,
+            name="position_embedding",
+            dtype=policy,
         )
-        self.embedding_dropout = keras.layers.Dropout(dropout)
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)
         self.blocks = [
             TransformerBlock(
                 width,
@@ -110,17 +117,22 @@ class GPT(keras.Model):
                 kernel_initializer=normal,
                 output_initializer=residual,
                 name=f"block_{i}",
+                dtype=policy,
             )
             for i in range(num_layers)
         ]
         self.final_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="final_norm"
+            epsilon=layer_norm_epsilon, name="final_norm", dtype=policy
         )
         self.output_projection = (
             None
             if tie_embeddings
             else keras.layers.Dense(
-                vocab_size, use_bias=False, kernel_initializer=normal, name="output_projection"
+                vocab_size,
+                use_bias=False,
+                kernel_initializer=normal,
+                name="output_projection",
+                dtype=policy,
             )
         )
 
