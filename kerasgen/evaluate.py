@@ -67,24 +67,22 @@ def _evaluate():
     from kerasgen.serving.loading import LoadedExport
 
     check_finite_flags(DecodingConfig, names=["length_penalty"])
+    # What to evaluate on, read the same way for both families (see the flags' help).
+    data = dict(
+        data_path=FLAGS.data_path,
+        dataset=FLAGS.dataset,
+        data_dir=FLAGS.data_dir,
+        batch_size=FLAGS.batch_size,
+    )
     if "generate" in LoadedExport(FLAGS.export_dir).signature_names:  # a language model
-        evaluate_language_model(
-            FLAGS.export_dir,
-            data_path=FLAGS.data_path,
-            dataset=FLAGS.dataset,
-            data_dir=FLAGS.data_dir,
-            batch_size=FLAGS.batch_size,
-        )
+        evaluate_language_model(FLAGS.export_dir, **data)
         return
 
     evaluate_export(
         FLAGS.export_dir,
-        dataset=FLAGS.dataset,
-        data_path=FLAGS.data_path,
-        data_dir=FLAGS.data_dir,
+        **data,
         splits=FLAGS.split,
         max_examples=FLAGS.max_examples,
-        batch_size=FLAGS.batch_size,
         length_penalty=FLAGS.length_penalty,
         max_new_tokens=FLAGS.max_new_tokens,
         plot_path=FLAGS.plot_attention,

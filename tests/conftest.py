@@ -2,6 +2,7 @@
 
 import types
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -47,3 +48,63 @@ def scripted():
         markov_step_fn=_markov_step_fn,
         prompts=_prompts,
     )
+
+
+class RoundTrip:
+    """The round trips every model and layer test repeats, each checking what it claims."""
+
+    @staticmethod
+    def config(layer):
+        """`from_config(get_config())` rebuilds `layer` (or model) with the same config and, if
+        `layer` is built, with the same weights' paths and shapes (what catches an argument
+        that `get_config` leaves out). Returns the rebuilt one, with fresh weights."""
+        config = layer.get_config()
+        rebuilt = type(layer).from_config(config)
+        assert type(rebuilt) is type(layer)
+        assert rebuilt.get_config() == config
+        if layer.built:
+            rebuilt.build_from_config(layer.get_build_config())
+            layout = [(weight.path, tuple(weight.shape)) for weight in layer.weights]
+            assert [(weight.path, tuple(weight.shape)) for weight in rebuilt.weights] == layout
+        return rebuilt
+
+    @staticmethod
+    def weights(actual, expected):
+        """`actual` holds the weights of `expected`: the same ones in the same order, equal to
+        the bit. A loaded model's paths lack the model's own name, hence the suffix check."""
+        assert len(actual.weights) == len(expected.weights)
+        for got, want in zip(actual.weights, expected.weights, strict=True):
+            assert want.path.endswith(got.path), (want.path, got.path)
+            np.testing.assert_array_equal(got.numpy(), want.numpy(), err_msg=want.path)
+
+    @classmethod
+    def keras_file(cls, model, inputs, tmp_path, **call_arguments):
+        """Saves `model` as a `.keras` file and reloads it (under the global dtype policy, as
+        `kerasgen.export --workdir` does): the same class and config, the same weights, and
+        outputs equal to the bit on `inputs`. Returns the reloaded model.
+
+        Args:
+            model: a built Keras model.
+            inputs: what `model` is called on; `call_arguments` go along.
+            tmp_path: pytest's folder for the file.
+        """
+        expected = model(inputs, **call_arguments)
+        path = str(tmp_path / f"{model.name}.keras")
+        model.save(path)
+        reloaded = keras.models.load_model(path)
+        assert type(reloaded) is type(model)
+        assert reloaded.get_config() == model.get_config()
+        cls.weights(reloaded, model)
+        tf.nest.map_structure(
+            lambda got, want: np.testing.assert_array_equal(got.numpy(), want.numpy()),
+            reloaded(inputs, **call_arguments),
+            expected,
+        )
+        return reloaded
+
+
+@pytest.fixture
+def round_trip():
+    """`RoundTrip`: `config(layer)`, `weights(actual, expected)`,
+    `keras_file(model, inputs, tmp_path)`."""
+    return RoundTrip()

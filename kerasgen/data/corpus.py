@@ -73,16 +73,24 @@ def load_corpus(
         CorpusError: the source is missing, unreadable, empty, not text, or too small to give
             both a train and a validation part.
     """
+    check_source_arguments(data_path, dataset, validation_fraction, file_kind="a text file")
+    if data_path is not None:
+        return _load_text_file(data_path, validation_fraction)
+    return _load_tfds(dataset or DEFAULT_DATASET, data_dir, validation_fraction)
+
+
+def check_source_arguments(
+    data_path: str | None, dataset: str | None, validation_fraction: float, file_kind: str
+) -> None:
+    """Checks the arguments every corpus loader takes: at most one source, and a validation
+    share in (0, 1). `file_kind` names the file the loader reads, e.g. "a text file"."""
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
     if data_path is not None and dataset is not None:
         raise CorpusError(
-            f"give a text file or a dataset, not both (got data_path={data_path!r} and "
+            f"give {file_kind} or a dataset, not both (got data_path={data_path!r} and "
             f"dataset={dataset!r})"
         )
-    if data_path is not None:
-        return _load_text_file(data_path, validation_fraction)
-    return _load_tfds(dataset or DEFAULT_DATASET, data_dir, validation_fraction)
 
 
 def split_paragraphs(text: str) -> list[str]:
@@ -137,25 +145,35 @@ def read_text_file(path: str) -> str:
     return text.replace("\r\n", "\n")
 
 
-def _load_tfds(name: str, data_dir: str | None, validation_fraction: float) -> Corpus:
+def tfds_builder(name: str, data_dir: str | None) -> tfds.core.DatasetBuilder:
+    """The TFDS builder of dataset `name`, kerasgen's own datasets included.
+
+    Raises:
+        CorpusError: no such dataset, or one of kerasgen's without its package installed.
+    """
     # Registers kerasgen's own datasets, so they load by name like any other.
     try:
         import kerasgen_datasets  # noqa: F401
     except ImportError as error:
-        if name.split("/")[0].split(":")[0] == DEFAULT_DATASET:
+        if name.split("/")[0].split(":")[0].startswith("kerasgen_"):
             raise CorpusError(
                 f"{name}: needs the kerasgen_datasets package; install kerasgen (pip install -e .)"
             ) from error
-
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
+        return tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as error:
         raise CorpusError(unknown_dataset_message(name)) from error
 
-    text_feature = _text_feature(name, builder.info.features)
+
+def download_and_prepare(builder: tfds.core.DatasetBuilder, name: str) -> None:
+    """Builds (downloading if it must) the dataset of `builder`; any failure is one line.
+
+    Raises:
+        CorpusError: the download or the build failed.
+    """
     try:
         # try_download_gcs=False: only build from the builder's own sources, never fetch
-        # prepared files from Google's bucket (kerasgen_dialogue's source is local code).
+        # prepared files from Google's bucket (kerasgen's datasets' sources are local code).
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(try_download_gcs=False)
         )
@@ -166,6 +184,12 @@ def _load_tfds(name: str, data_dir: str | None, validation_fraction: float) -> C
         raise CorpusError(
             f"{name}: could not download and prepare the dataset ({type(error).__name__}: {reason})"
         ) from error
+
+
+def _load_tfds(name: str, data_dir: str | None, validation_fraction: float) -> Corpus:
+    builder = tfds_builder(name, data_dir)
+    text_feature = _text_feature(name, builder.info.features)
+    download_and_prepare(builder, name)
     splits = builder.info.splits  # read after preparing: only then are they known for sure
 
     if "train" not in splits:

@@ -20,7 +20,13 @@ import random
 
 import tensorflow_datasets as tfds
 
-from kerasgen.data.corpus import CorpusError, read_text_file, unknown_dataset_message
+from kerasgen.data.corpus import (
+    CorpusError,
+    check_source_arguments,
+    download_and_prepare,
+    read_text_file,
+    tfds_builder,
+)
 
 DEFAULT_PARALLEL_DATASET = "kerasgen_dates"
 _SHOWN_LINE_NUMBERS = 10  # bad lines named in the warning; the rest are only counted
@@ -77,13 +83,7 @@ def load_parallel_corpus(
         CorpusError: missing or unreadable file, no valid pair, unknown dataset, or a dataset
             without supervised keys.
     """
-    if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction}")
-    if data_path is not None and dataset is not None:
-        raise CorpusError(
-            f"give a TSV file or a dataset, not both (got data_path={data_path!r} and "
-            f"dataset={dataset!r})"
-        )
+    check_source_arguments(data_path, dataset, validation_fraction, file_kind="a TSV file")
     if data_path is not None:
         pairs = read_tsv_pairs(data_path, log=log)
         random.Random(seed).shuffle(pairs)
@@ -132,26 +132,11 @@ def read_tsv_pairs(path: str, log=logging.warning) -> list[tuple[str, str]]:
 
 
 def _load_tfds_pairs(name: str, data_dir: str | None, validation_fraction: float):
-    try:
-        import kerasgen_datasets  # noqa: F401  registers kerasgen's own datasets
-    except ImportError:
-        pass
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise CorpusError(unknown_dataset_message(name)) from error
+    builder = tfds_builder(name, data_dir)
     keys = builder.info.supervised_keys
     if not keys or len(keys) != 2 or not all(isinstance(key, str) for key in keys):
         raise CorpusError(f"{name}: has no (source, target) supervised keys, not a parallel corpus")
-    try:
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-        )
-    except Exception as error:  # noqa: BLE001 - any failure to download or build is reported
-        reason = " ".join(str(error).split())[:200]
-        raise CorpusError(
-            f"{name}: could not download and prepare the dataset ({type(error).__name__}: {reason})"
-        ) from error
+    download_and_prepare(builder, name)
     splits = builder.info.splits
     if "train" not in splits:
         raise CorpusError(f"{name}: has no train split (splits: {', '.join(sorted(splits))})")

@@ -3,12 +3,13 @@ over the encoder's output, GELU MLP)."""
 
 import keras
 
-from kerasgen.layers.causal_self_attention import CausalSelfAttention, serialized_initializer
+from kerasgen.layers.causal_self_attention import CausalSelfAttention
 from kerasgen.layers.cross_attention import CrossAttention
+from kerasgen.layers.pre_norm_block import PreNormBlock
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class TransformerDecoderBlock(keras.layers.Layer):
+class TransformerDecoderBlock(PreNormBlock):
     """`x + self_attention(norm(x))`, `x + cross_attention(norm(x), memory)`, `x + mlp(norm(x))`.
 
     The self-attention is `CausalSelfAttention` (the GPT blocks' layer, with its fixed-size
@@ -31,66 +32,32 @@ class TransformerDecoderBlock(keras.layers.Layer):
             stream (defaults to `kernel_initializer`).
     """
 
-    def __init__(
-        self,
-        width,
-        num_heads,
-        mlp_width,
-        dropout=0.0,
-        layer_norm_epsilon=1e-5,
-        kernel_initializer="glorot_uniform",
-        output_initializer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.width = width
-        self.num_heads = num_heads
-        self.mlp_width = mlp_width
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.kernel_initializer = serialized_initializer(kernel_initializer)
-        self.output_initializer = serialized_initializer(output_initializer or kernel_initializer)
-        initializers = dict(
-            kernel_initializer=self.kernel_initializer, output_initializer=self.output_initializer
-        )
-        self.self_attention_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="self_attention_norm"
-        )
-        self.self_attention = CausalSelfAttention(
-            width, num_heads, dropout=dropout, name="self_attention", **initializers
-        )
-        self.cross_attention_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="cross_attention_norm"
-        )
-        self.cross_attention = CrossAttention(
-            width, num_heads, dropout=dropout, name="cross_attention", **initializers
-        )
-        self.mlp_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="mlp_norm")
-        self.mlp_hidden = keras.layers.Dense(
-            mlp_width,
-            activation="gelu",
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)  # PreNormBlock's arguments, documented above
+        attention = dict(
+            dropout=self.dropout,
             kernel_initializer=self.kernel_initializer,
-            name="mlp_hidden",
+            output_initializer=self.output_initializer,
         )
-        self.mlp_output = keras.layers.Dense(
-            width, kernel_initializer=self.output_initializer, name="mlp_output"
+        self.self_attention_norm = self._layer_norm("self_attention_norm")
+        self.self_attention = CausalSelfAttention(
+            self.width, self.num_heads, name="self_attention", **attention
         )
-        self.mlp_dropout = keras.layers.Dropout(dropout)
+        self.cross_attention_norm = self._layer_norm("cross_attention_norm")
+        self.cross_attention = CrossAttention(
+            self.width, self.num_heads, name="cross_attention", **attention
+        )
+        self._create_mlp()
 
     def build(self, input_shape):
-        shape = (None, None, self.width)
-        for layer in (
-            self.self_attention_norm,
-            self.self_attention,
-            self.cross_attention_norm,
-            self.cross_attention,
-            self.mlp_norm,
-            self.mlp_hidden,
-        ):
-            if not layer.built:
-                layer.build(shape)
-        if not self.mlp_output.built:
-            self.mlp_output.build((None, None, self.mlp_width))
+        self._build_sublayers(
+            [
+                self.self_attention_norm,
+                self.self_attention,
+                self.cross_attention_norm,
+                self.cross_attention,
+            ]
+        )
 
     def memory_keys_values(self, memory):
         """The cross-attention's keys and values of the encoder output `[batch, source_len,
@@ -102,9 +69,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         attended, weights = self.cross_attention(
             self.cross_attention_norm(x), memory_keys, memory_values, source_mask, training=training
         )
-        x = x + attended
-        hidden = self.mlp_hidden(self.mlp_norm(x))
-        return x + self.mlp_dropout(self.mlp_output(hidden), training=training), weights
+        return self._residual_mlp(x + attended, training), weights
 
     def call(self, x, memory_keys, memory_values, source_mask, training=False):
         """A whole target sequence.
@@ -152,16 +117,3 @@ class TransformerDecoderBlock(keras.layers.Layer):
         x = (x + attended)[:, None, :]  # the cross-attention and MLP take a time axis
         x, weights = self._cross_and_mlp(x, memory_keys, memory_values, source_mask, training=False)
         return x[:, 0], weights[:, 0], key_cache, value_cache
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            width=self.width,
-            num_heads=self.num_heads,
-            mlp_width=self.mlp_width,
-            dropout=self.dropout,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-            kernel_initializer=self.kernel_initializer,
-            output_initializer=self.output_initializer,
-        )
-        return config

@@ -2,12 +2,12 @@
 
 import keras
 
-from kerasgen.layers.causal_self_attention import serialized_initializer
 from kerasgen.layers.cross_attention import CrossAttention
+from kerasgen.layers.pre_norm_block import PreNormBlock
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class TransformerEncoderBlock(keras.layers.Layer):
+class TransformerEncoderBlock(PreNormBlock):
     """`x + attention(norm(x))`, then `x + mlp(norm(x))`, over a padded source.
 
     The attention is bidirectional: every position attends to every real (unpadded) position
@@ -25,55 +25,21 @@ class TransformerEncoderBlock(keras.layers.Layer):
             stream (defaults to `kernel_initializer`).
     """
 
-    def __init__(
-        self,
-        width,
-        num_heads,
-        mlp_width,
-        dropout=0.0,
-        layer_norm_epsilon=1e-5,
-        kernel_initializer="glorot_uniform",
-        output_initializer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.width = width
-        self.num_heads = num_heads
-        self.mlp_width = mlp_width
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.kernel_initializer = serialized_initializer(kernel_initializer)
-        self.output_initializer = serialized_initializer(output_initializer or kernel_initializer)
-        self.attention_norm = keras.layers.LayerNormalization(
-            epsilon=layer_norm_epsilon, name="attention_norm"
-        )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)  # PreNormBlock's arguments, documented above
+        self.attention_norm = self._layer_norm("attention_norm")
         self.attention = CrossAttention(
-            width,
-            num_heads,
-            dropout=dropout,
+            self.width,
+            self.num_heads,
+            dropout=self.dropout,
             kernel_initializer=self.kernel_initializer,
             output_initializer=self.output_initializer,
             name="attention",
         )
-        self.mlp_norm = keras.layers.LayerNormalization(epsilon=layer_norm_epsilon, name="mlp_norm")
-        self.mlp_hidden = keras.layers.Dense(
-            mlp_width,
-            activation="gelu",
-            kernel_initializer=self.kernel_initializer,
-            name="mlp_hidden",
-        )
-        self.mlp_output = keras.layers.Dense(
-            width, kernel_initializer=self.output_initializer, name="mlp_output"
-        )
-        self.mlp_dropout = keras.layers.Dropout(dropout)
+        self._create_mlp()
 
     def build(self, input_shape):
-        shape = (None, None, self.width)
-        for layer in (self.attention_norm, self.attention, self.mlp_norm, self.mlp_hidden):
-            if not layer.built:
-                layer.build(shape)
-        if not self.mlp_output.built:
-            self.mlp_output.build((None, None, self.mlp_width))
+        self._build_sublayers([self.attention_norm, self.attention])
 
     def call(self, x, padding_mask, training=False):
         """x `[batch, source_len, width]`, bool padding_mask `[batch, source_len]` (True on real
@@ -81,19 +47,4 @@ class TransformerEncoderBlock(keras.layers.Layer):
         normed = self.attention_norm(x)
         keys, values = self.attention.memory_keys_values(normed)
         attended, _ = self.attention(normed, keys, values, padding_mask, training=training)
-        x = x + attended
-        hidden = self.mlp_hidden(self.mlp_norm(x))
-        return x + self.mlp_dropout(self.mlp_output(hidden), training=training)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            width=self.width,
-            num_heads=self.num_heads,
-            mlp_width=self.mlp_width,
-            dropout=self.dropout,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-            kernel_initializer=self.kernel_initializer,
-            output_initializer=self.output_initializer,
-        )
-        return config
+        return self._residual_mlp(x + attended, training)

@@ -6,6 +6,7 @@ import tensorflow as tf
 from kerasgen.layers import projected_rnn
 from kerasgen.layers.bahdanau_attention import BahdanauAttention
 from kerasgen.layers.luong_attention import LuongAttention
+from kerasgen.models.encoder_decoder import EncoderDecoder
 
 # Keras's layers with the input projection before the time loop (same weights and paths).
 ENCODER_TYPES = {"lstm": projected_rnn.LSTM, "gru": projected_rnn.GRU}
@@ -14,7 +15,7 @@ ATTENTION_TYPES = (None, "bahdanau", "luong_dot", "luong_general")
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class Seq2Seq(keras.Model):
+class Seq2Seq(EncoderDecoder):
     """A recurrent encoder-decoder over source and target token ids.
 
     Encoder: source Embedding, then one LSTM (or GRU) layer over the source, optionally
@@ -36,7 +37,8 @@ class Seq2Seq(keras.Model):
     `tanh(W_c [output; context])` before the projection. Source padding gets no weight.
 
     The same step serves training (`call`, teacher forcing, one `tf.scan` over the target) and
-    decoding (`encode` once per request, then `decoding_step` through `kerasgen.decoding`).
+    decoding (`encode` once per request, then `decoding_step` through `kerasgen.decoding`): the
+    contract of `EncoderDecoder`.
 
     Args:
         source_vocab_size: ids of the source tokenizer (reserved ids included).
@@ -65,7 +67,7 @@ class Seq2Seq(keras.Model):
         dropout=0.0,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(source_vocab_size, target_vocab_size, **kwargs)
         if rnn_type not in ENCODER_TYPES:
             raise ValueError(
                 f"Unknown rnn_type {rnn_type!r}; valid types: {', '.join(sorted(ENCODER_TYPES))}."
@@ -77,8 +79,6 @@ class Seq2Seq(keras.Model):
             )
         if bidirectional and rnn_units % 2:
             raise ValueError(f"A bidirectional encoder needs even rnn_units, got {rnn_units}.")
-        self.source_vocab_size = source_vocab_size
-        self.target_vocab_size = target_vocab_size
         self.embedding_dim = embedding_dim
         self.rnn_type = rnn_type
         self.rnn_units = rnn_units
@@ -152,19 +152,11 @@ class Seq2Seq(keras.Model):
     # Encoder.
 
     def encode(self, source_ids, training=False):
-        """Reads the source once; returns the decoder's initial state.
-
-        Args:
-            source_ids: int `[batch, source_len]`, right-padded with 0.
-            training: enables dropout.
-
-        Returns:
-            A dict of tensors, all with the batch first (what beam search tiles per beam):
-            `rnn` (tuple of `[batch, rnn_units]`: h, c for LSTM), and with attention `memory`
-            (encoder outputs `[batch, source_len, rnn_units]`), `keys` (the attention's
-            precomputed keys, same shape), `source_mask` (bool `[batch, source_len]`) and
-            `feed` (`[batch, rnn_units]`, the vector fed to the next step).
-        """
+        """Reads the source once (see `EncoderDecoder.encode`) into the decoder's state: `rnn`
+        (tuple of `[batch, rnn_units]`: h, c for LSTM), and with attention `memory` (encoder
+        outputs `[batch, source_len, rnn_units]`), `keys` (the attention's precomputed keys,
+        same shape), `source_mask` (bool `[batch, source_len]`) and `feed` (`[batch,
+        rnn_units]`, the vector fed to the next step)."""
         source_mask = tf.not_equal(source_ids, 0)
         x = self.dropout_layer(self.source_embedding(source_ids), training=training)
         memory, *states = self.encoder(x, mask=source_mask, training=training)
@@ -217,18 +209,8 @@ class Seq2Seq(keras.Model):
         return output, weights, new_state
 
     def call(self, inputs, training=False, return_attention=False):
-        """Teacher-forced logits of a batch of pairs.
-
-        Args:
-            inputs: `(source_ids, target_ids)`, int `[batch, source_len]` and
-                `[batch, target_len]` (the target starting with the start token), 0-padded.
-            training: enables dropout.
-            return_attention: also return the attention weights (attention models only).
-
-        Returns:
-            logits float `[batch, target_len, target_vocab_size]`; with `return_attention`,
-            also the weights `[batch, target_len, source_len]`.
-        """
+        """Teacher-forced logits (see `EncoderDecoder.call`), one `tf.scan` over the target;
+        `return_attention` only with attention."""
         source_ids, target_ids = inputs
         state = self.encode(source_ids, training=training)
         embedded = self.dropout_layer(self.target_embedding(target_ids), training=training)
@@ -251,25 +233,9 @@ class Seq2Seq(keras.Model):
         return logits
 
     def decoding_step(self, token_ids, state, index):
-        """The decoding engine's step function (`kerasgen.decoding.decode`).
-
-        Args:
-            token_ids: int `[rows]`, the target token at position `index`.
-            state: from `encode` (tiled per beam by beam search), optionally with an
-                `attention` buffer float `[rows, max_length, source_len]` (see
-                `with_attention_buffer`), whose row `index` receives this step's weights.
-            index: scalar int32 position.
-
-        Returns:
-            (logits `[rows, target_vocab_size]`, new state).
-        """
+        """One decoder step of every row (see `EncoderDecoder.decoding_step`)."""
         output, weights, state = self._decoder_step(self.target_embedding(token_ids), state)
-        if "attention" in state:
-            buffer = state["attention"]
-            rows = tf.shape(buffer)[0]
-            positions = tf.stack([tf.range(rows), tf.fill([rows], index)], axis=1)
-            state["attention"] = tf.tensor_scatter_nd_update(buffer, positions, weights)
-        return self.projection(output), state
+        return self.projection(output), self._record_attention(state, weights, index)
 
     def with_attention_buffer(self, state, max_length):
         """Adds a zero `attention` buffer `[batch, max_length, source_len]` to an `encode` state,
@@ -294,8 +260,6 @@ class Seq2Seq(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            source_vocab_size=self.source_vocab_size,
-            target_vocab_size=self.target_vocab_size,
             embedding_dim=self.embedding_dim,
             rnn_type=self.rnn_type,
             rnn_units=self.rnn_units,

@@ -9,10 +9,11 @@ from kerasgen.layers import (
     cache_write_indices,
     sinusoidal_position_encoding,
 )
+from kerasgen.models.encoder_decoder import EncoderDecoder
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class TransformerSeq2Seq(keras.Model):
+class TransformerSeq2Seq(EncoderDecoder):
     """A Transformer encoder-decoder over source and target token ids.
 
     Encoder: source embedding (scaled by `sqrt(width)`) plus a sinusoidal position encoding,
@@ -34,7 +35,7 @@ class TransformerSeq2Seq(keras.Model):
       at its scale, and the tied logits of a LayerNormed hidden state start near unit scale.
       The source and target vocabularies stay separate.
 
-    The `Seq2Seq` serving contract (what `kerasgen.serving.TranslationService` calls):
+    The `EncoderDecoder` contract (what `kerasgen.serving.TranslationService` calls):
 
     - `encode(source_ids)`: runs the encoder once per request and computes every decoder
       layer's cross-attention keys and values from its output; the state also holds the
@@ -84,7 +85,7 @@ class TransformerSeq2Seq(keras.Model):
         layer_norm_epsilon=1e-5,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        super().__init__(source_vocab_size, target_vocab_size, **kwargs)
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
         if num_heads < 1 or width % num_heads:
@@ -95,8 +96,6 @@ class TransformerSeq2Seq(keras.Model):
             raise ValueError(f"width must be even (sinusoidal positions), got {width}.")
         if max_target_length < 1:
             raise ValueError(f"max_target_length must be at least 1, got {max_target_length}.")
-        self.source_vocab_size = source_vocab_size
-        self.target_vocab_size = target_vocab_size
         self.width = width
         self.num_layers = num_layers
         self.num_heads = num_heads
@@ -199,18 +198,8 @@ class TransformerSeq2Seq(keras.Model):
     # Teacher forcing.
 
     def call(self, inputs, training=False, return_attention=False):
-        """Teacher-forced logits of a batch of pairs.
-
-        Args:
-            inputs: `(source_ids, target_ids)`, int `[batch, source_len]` and
-                `[batch, target_len]` (the target starting with the start token), 0-padded.
-            training: enables dropout.
-            return_attention: also return the last decoder layer's cross-attention weights.
-
-        Returns:
-            float32 logits `[batch, target_len, target_vocab_size]`; with `return_attention`,
-            also the weights, float32 `[batch, target_len, source_len]` (mean over heads).
-        """
+        """Teacher-forced logits (see `EncoderDecoder.call`), float32; the attention weights
+        are the last decoder layer's cross-attention, float32, averaged over its heads."""
         source_ids, target_ids = inputs
         memory_keys, memory_values, source_mask = self._memory(source_ids, training)
         target_ids = tf.cast(target_ids, tf.int32)
@@ -226,19 +215,11 @@ class TransformerSeq2Seq(keras.Model):
     # Decoding (the step contract of kerasgen.decoding).
 
     def encode(self, source_ids, training=False):
-        """Reads the source once; returns the decoder's initial state.
-
-        Args:
-            source_ids: int `[batch, source_len]`, right-padded with 0.
-            training: enables dropout.
-
-        Returns:
-            A dict of tensors, all with the batch first (what beam search tiles per beam):
-            `memory_keys`, `memory_values` (per-layer tuples of `[batch, heads, source_len,
-            head_dim]`, the cross-attention's), `source_mask` (bool `[batch, source_len]`), and
-            the empty self-attention caches `keys`, `values` (per-layer tuples of
-            `[batch, heads, max_target_length, head_dim]`).
-        """
+        """Reads the source once (see `EncoderDecoder.encode`) into the decoder's state:
+        `memory_keys`, `memory_values` (per-layer tuples of `[batch, heads, source_len,
+        head_dim]`, the cross-attention's), `source_mask` (bool `[batch, source_len]`), and the
+        empty self-attention caches `keys`, `values` (per-layer tuples of `[batch, heads,
+        max_target_length, head_dim]`)."""
         memory_keys, memory_values, source_mask = self._memory(source_ids, training)
         batch = tf.shape(source_mask)[0]
         cache = tf.zeros(
@@ -253,19 +234,9 @@ class TransformerSeq2Seq(keras.Model):
         }
 
     def decoding_step(self, token_ids, state, index):
-        """One decoder position of every row.
-
-        Args:
-            token_ids: int `[rows]`, the target token at position `index`.
-            state: from `encode` (tiled per beam by beam search), holding positions
-                `0 .. index - 1` in its caches; optionally with an `attention` buffer float32
-                `[rows, max_length, source_len]` (see `with_attention_buffer`) whose row
-                `index` receives this step's weights.
-            index: scalar int32 position, `< max_target_length`.
-
-        Returns:
-            (float32 logits `[rows, target_vocab_size]` for position `index + 1`, new state).
-        """
+        """One decoder position of every row (see `EncoderDecoder.decoding_step`): the state's
+        caches hold positions `0 .. index - 1`, `index < max_target_length`; float32 logits
+        and attention buffer."""
         token_ids = tf.cast(token_ids, tf.int32)
         index = tf.convert_to_tensor(index, tf.int32)
         # Past the caches a write would be lost (XLA drops out-of-range scatters): say so where
@@ -302,10 +273,7 @@ class TransformerSeq2Seq(keras.Model):
             keys.append(key_cache)
             values.append(value_cache)
         state = dict(state, keys=tuple(keys), values=tuple(values))
-        if "attention" in state:
-            positions = tf.stack([tf.range(rows), tf.fill([rows], index)], axis=1)
-            state["attention"] = tf.tensor_scatter_nd_update(state["attention"], positions, weights)
-        return self._logits(x), state
+        return self._logits(x), self._record_attention(state, weights, index)
 
     def with_attention_buffer(self, state, max_length):
         """Adds a zero `attention` buffer float32 `[batch, max_length, source_len]` to an
@@ -331,8 +299,6 @@ class TransformerSeq2Seq(keras.Model):
     def get_config(self):
         config = super().get_config()
         config.update(
-            source_vocab_size=self.source_vocab_size,
-            target_vocab_size=self.target_vocab_size,
             width=self.width,
             num_layers=self.num_layers,
             num_heads=self.num_heads,

@@ -1,7 +1,6 @@
 """A tokenizer whose tokens are Unicode code points."""
 
 import collections
-import os
 
 import numpy as np
 import tensorflow as tf
@@ -9,11 +8,10 @@ import tensorflow as tf
 from kerasgen.tokenizers.tokenizer import Tokenizer
 from kerasgen.tokenizers.vocabulary import (
     RESERVED_TOKENS,
-    VOCABULARY_FILE_NAME,
     batches,
     check_max_vocab_size,
     most_frequent,
-    write_vocabulary_file,
+    write_vocabulary,
 )
 
 # U+FFFD, what an unknown id turns into, like an undecodable byte does.
@@ -57,36 +55,18 @@ class CharacterTokenizer(Tokenizer):
     def level(self) -> str:
         return "character"
 
-    def tokenize(self, texts) -> tf.RaggedTensor:
-        """Maps each code point to its id.
-
-        Args:
-            texts: `[batch]` tf.string; invalid UTF-8 bytes decode to U+FFFD.
-
-        Returns:
-            `[batch, (characters)]` int32 RaggedTensor.
-        """
+    def _tokenize_valid_texts(self, texts):
+        """Maps each code point to its id: `[batch]` → `[batch, (characters)]` int32."""
         code_points = tf.strings.unicode_decode(
-            self._prepare_texts(texts),
-            "UTF-8",
-            errors="replace",
-            replacement_char=REPLACEMENT_CHARACTER,
+            texts, "UTF-8", errors="replace", replacement_char=REPLACEMENT_CHARACTER
         )  # [batch, (characters)] int32
         ids = tf.ragged.map_flat_values(
             lambda flat: self._id_table.lookup(tf.cast(flat, tf.int64)), code_points
         )
         return tf.cast(ids, tf.int32)
 
-    def detokenize(self, ids) -> tf.Tensor:
-        """Maps ids back to characters; unknown ids become U+FFFD.
-
-        Args:
-            ids: `[batch, (length)]` integer ids, ragged or dense.
-
-        Returns:
-            `[batch]` tf.string.
-        """
-        ids = self._prepare_ids(ids)  # [batch, (length)] int64
+    def _detokenize_valid_ids(self, ids):
+        """Maps ids back to characters; unknown ids become U+FFFD."""
         code_points = tf.ragged.map_flat_values(self._code_point_table.lookup, ids)
         code_points = tf.ragged.map_flat_values(
             lambda flat: tf.where(flat < 0, tf.constant(REPLACEMENT_CHARACTER, tf.int64), flat),
@@ -124,7 +104,4 @@ class CharacterTokenizer(Tokenizer):
         # Sorted by code point so that a vocabulary reads like the alphabet.
         code_points = sorted(most_frequent(counts, limit))
         reserved = [str(-1 - index) for index in range(len(RESERVED_TOKENS))]
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, VOCABULARY_FILE_NAME)
-        write_vocabulary_file(path, reserved + [str(code_point) for code_point in code_points])
-        return cls(path)
+        return cls(write_vocabulary(directory, reserved + [str(point) for point in code_points]))

@@ -104,18 +104,11 @@ class SentencePieceTokenizer(Tokenizer):
         model = _read_model(self._vocabulary_file)
         return sentencepiece.SentencePieceProcessor(model_proto=model).get_piece_size()
 
-    def tokenize(self, texts) -> tf.RaggedTensor:
-        """Maps texts to the ids of their most likely segmentation into pieces.
-
-        Args:
-            texts: `[batch]` tf.string; invalid UTF-8 bytes are replaced by U+FFFD.
-
-        Returns:
-            `[batch, (pieces)]` int32 RaggedTensor.
-        """
+    def _tokenize_valid_texts(self, texts):
+        """Maps texts to the ids of their most likely segmentation into pieces."""
         ids, row_splits = gen_sentencepiece_tokenizer.sentencepiece_tokenize_op(
             self._model.resource_handle,
-            self._prepare_texts(texts),
+            texts,
             nbest_size=0,  # the best segmentation, no sampling
             alpha=1.0,
             add_bos=False,  # callers add start and end ids
@@ -125,16 +118,9 @@ class SentencePieceTokenizer(Tokenizer):
         )
         return tf.RaggedTensor.from_row_splits(ids, row_splits, validate=False)
 
-    def detokenize(self, ids) -> tf.Tensor:
-        """Concatenates the pieces of `ids`, `▁` read as a space; unknown ids render as `[UNK]`.
-
-        Args:
-            ids: `[batch, (length)]` integer ids, ragged or dense.
-
-        Returns:
-            `[batch]` tf.string.
-        """
-        ids = tf.cast(self._prepare_ids(ids), tf.int32)  # [batch, (length)]
+    def _detokenize_valid_ids(self, ids):
+        """Concatenates the pieces of `ids`, `▁` read as a space; unknown ids render as `[UNK]`."""
+        ids = tf.cast(ids, tf.int32)  # [batch, (length)], the op's id type
         return gen_sentencepiece_tokenizer.sentencepiece_detokenize_op(
             self._model.resource_handle,
             ids.flat_values,

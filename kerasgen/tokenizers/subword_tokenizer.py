@@ -1,7 +1,6 @@
 """A tokenizer whose tokens are WordPiece subwords."""
 
 import math
-import os
 import re
 
 import tensorflow as tf
@@ -11,9 +10,8 @@ from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_li
 from kerasgen.tokenizers.tokenizer import Tokenizer
 from kerasgen.tokenizers.vocabulary import (
     RESERVED_TOKENS,
-    VOCABULARY_FILE_NAME,
     check_max_vocab_size,
-    write_vocabulary_file,
+    write_vocabulary,
 )
 from kerasgen.tokenizers.word_splitting import NEWLINE_TOKEN, count_words, join_words, split_words
 
@@ -72,32 +70,16 @@ class SubwordTokenizer(Tokenizer):
         """Whether texts are case-folded before tokenization."""
         return self._lower_case
 
-    def tokenize(self, texts) -> tf.RaggedTensor:
-        """Maps texts to WordPiece ids, the pieces of all words in one row.
-
-        Args:
-            texts: `[batch]` tf.string; invalid UTF-8 bytes are replaced by U+FFFD.
-
-        Returns:
-            `[batch, (pieces)]` int32 RaggedTensor.
-        """
-        texts = self._prepare_texts(texts)
+    def _tokenize_valid_texts(self, texts):
+        """Maps texts to WordPiece ids, the pieces of all words in one row."""
         if self._lower_case:
             texts = tf_text.case_fold_utf8(texts)
         words = split_words(texts)  # [batch, (words)] tf.string
         pieces = self._wordpiece.tokenize(words)  # [batch, (words), (pieces)] int64
         return tf.cast(pieces.merge_dims(1, 2), tf.int32)
 
-    def detokenize(self, ids) -> tf.Tensor:
-        """Glues pieces into words and joins the words; unknown ids render as `[UNK]`.
-
-        Args:
-            ids: `[batch, (length)]` integer ids, ragged or dense.
-
-        Returns:
-            `[batch]` tf.string.
-        """
-        ids = self._prepare_ids(ids)  # [batch, (length)] int64
+    def _detokenize_valid_ids(self, ids):
+        """Glues pieces into words and joins the words; unknown ids render as `[UNK]`."""
         words = self._wordpiece.detokenize(ids)  # [batch, (words)] tf.string
         # A suffix piece with no piece before it (a sequence cut mid-word) keeps its "##",
         # which would leak into the text.
@@ -146,10 +128,7 @@ class SubwordTokenizer(Tokenizer):
             vocabulary = _learn_wordpiece_vocabulary(word_counts, reserved, max_vocab_size)
         else:  # the learner cannot learn from no words
             vocabulary = reserved
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, VOCABULARY_FILE_NAME)
-        write_vocabulary_file(path, vocabulary)
-        return cls(path, lower_case=lower_case)
+        return cls(write_vocabulary(directory, vocabulary), lower_case=lower_case)
 
 
 def _learn_wordpiece_vocabulary(

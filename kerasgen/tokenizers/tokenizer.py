@@ -17,6 +17,9 @@ class Tokenizer(tf.Module):
     `import tensorflow_text` for the word, subword and sentencepiece levels, whose graphs use
     its ops). With a Keras `ExportArchive`, call `archive.track(tokenizer)`.
 
+    A level supplies `_tokenize_valid_texts` and `_detokenize_valid_ids`; `tokenize` and
+    `detokenize` check and clean their inputs first, the same way for every level.
+
     `tokenize` and `detokenize` run eagerly or inside `tf.function`, e.g. with
     `input_signature=[tf.TensorSpec([None], tf.string)]`, for any batch size including 0.
 
@@ -72,17 +75,29 @@ class Tokenizer(tf.Module):
         Returns:
             `[batch, (tokens)]` int32 RaggedTensor; tokens outside the vocabulary are `unk_id`.
         """
-        raise NotImplementedError
+        return self._tokenize_valid_texts(self._prepare_texts(texts))
 
     def detokenize(self, ids) -> tf.Tensor:
         """Turns ids back into text, dropping pad, start and end ids.
 
         Args:
-            ids: `[batch, (length)]` integer ids, a RaggedTensor or a dense Tensor.
+            ids: `[batch, (length)]` integer ids, a RaggedTensor or a dense Tensor. Ids outside
+                `[0, vocab_size)` render as an unknown token does.
 
         Returns:
             `[batch]` tf.string.
         """
+        return self._detokenize_valid_ids(self._prepare_ids(ids))
+
+    # What each level supplies; they see only inputs `tokenize` and `detokenize` have checked.
+
+    def _tokenize_valid_texts(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """`[batch]` tf.string, valid UTF-8 → `[batch, (tokens)]` int32 ids."""
+        raise NotImplementedError
+
+    def _detokenize_valid_ids(self, ids: tf.RaggedTensor) -> tf.Tensor:
+        """`[batch, (length)]` int64 ids in `[0, vocab_size)`, no pad, start or end id →
+        `[batch]` tf.string."""
         raise NotImplementedError
 
     def get_config(self) -> dict:

@@ -39,6 +39,19 @@ def write_vocabulary_file(path: str, entries: Iterable[str | bytes]) -> None:
         file.write(b"\n".join(lines) + b"\n")
 
 
+def write_vocabulary(directory: str, entries: Iterable[str | bytes]) -> str:
+    """Writes a learned vocabulary as `directory`'s vocabulary file; returns the file's path.
+
+    Args:
+        directory: the tokenizer's directory; created if missing.
+        entries: as in `write_vocabulary_file`.
+    """
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, VOCABULARY_FILE_NAME)
+    write_vocabulary_file(path, entries)
+    return path
+
+
 def count_vocabulary_entries(path: str) -> int:
     """Returns the number of entries (lines) in a vocabulary file, reserved ones included.
 

@@ -1,16 +1,13 @@
 """A tokenizer whose tokens are whole words and punctuation marks."""
 
-import os
-
 import tensorflow as tf
 
 from kerasgen.tokenizers.tokenizer import Tokenizer
 from kerasgen.tokenizers.vocabulary import (
     RESERVED_TOKENS,
-    VOCABULARY_FILE_NAME,
     check_max_vocab_size,
     most_frequent,
-    write_vocabulary_file,
+    write_vocabulary,
 )
 from kerasgen.tokenizers.word_splitting import count_words, join_words, split_words
 
@@ -53,28 +50,13 @@ class WordTokenizer(Tokenizer):
     def level(self) -> str:
         return "word"
 
-    def tokenize(self, texts) -> tf.RaggedTensor:
-        """Maps each word, punctuation mark and newline to its id.
-
-        Args:
-            texts: `[batch]` tf.string; invalid UTF-8 bytes are replaced by U+FFFD.
-
-        Returns:
-            `[batch, (words)]` int32 RaggedTensor.
-        """
-        words = split_words(self._prepare_texts(texts))  # [batch, (words)] tf.string
+    def _tokenize_valid_texts(self, texts):
+        """Maps each word, punctuation mark and newline to its id."""
+        words = split_words(texts)  # [batch, (words)] tf.string
         return tf.cast(tf.ragged.map_flat_values(self._id_table.lookup, words), tf.int32)
 
-    def detokenize(self, ids) -> tf.Tensor:
-        """Joins the words of `ids` with spaces; unknown ids render as `[UNK]`.
-
-        Args:
-            ids: `[batch, (length)]` integer ids, ragged or dense.
-
-        Returns:
-            `[batch]` tf.string.
-        """
-        ids = self._prepare_ids(ids)  # [batch, (length)] int64
+    def _detokenize_valid_ids(self, ids):
+        """Joins the words of `ids` with spaces; unknown ids render as `[UNK]`."""
         return join_words(tf.ragged.map_flat_values(self._word_table.lookup, ids))
 
     @classmethod
@@ -100,7 +82,4 @@ class WordTokenizer(Tokenizer):
         check_max_vocab_size(max_vocab_size)
         counts = count_words(texts)
         words = most_frequent(counts, max_vocab_size - len(RESERVED_TOKENS))
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, VOCABULARY_FILE_NAME)
-        write_vocabulary_file(path, list(RESERVED_TOKENS) + words)
-        return cls(path)
+        return cls(write_vocabulary(directory, list(RESERVED_TOKENS) + words))

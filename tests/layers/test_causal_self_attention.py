@@ -41,11 +41,9 @@ def test_cached_steps_equal_the_whole_sequence(layer_class):
 
 
 @pytest.mark.parametrize("layer_class", [CausalSelfAttention, TransformerBlock])
-def test_config_round_trip(layer_class):
+def test_config_round_trip(layer_class, round_trip):
     arguments = dict(mlp_width=16) if layer_class is TransformerBlock else {}
-    layer = layer_class(8, 2, dropout=0.1, output_initializer="zeros", **arguments)
-    clone = layer_class.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+    round_trip.config(layer_class(8, 2, dropout=0.1, output_initializer="zeros", **arguments))
 
 
 def test_heads_that_do_not_divide_the_width_are_refused():

@@ -81,13 +81,11 @@ def test_encoder_block_is_bidirectional_over_the_real_tokens_only():
     assert not np.allclose(block(later_changed, mask).numpy()[:, 0], out[:, 0], atol=1e-3)
 
 
-def test_decoder_block_step_equals_the_whole_sequence_and_config_round_trips():
+def test_decoder_block_step_equals_the_whole_sequence_and_config_round_trips(round_trip):
     keras.utils.set_random_seed(0)
     block = TransformerDecoderBlock(8, 2, 16)
     block.build((None, None, 8))
-    assert (
-        TransformerDecoderBlock.from_config(block.get_config()).get_config() == block.get_config()
-    )
+    round_trip.config(block)
     x, memory = _normal([2, 4, 8]), _normal([2, 3, 8], seed=1)
     mask = tf.constant([[True, True, True], [True, False, False]])
     keys, values = block.memory_keys_values(memory)
@@ -105,3 +103,44 @@ def test_decoder_block_step_equals_the_whole_sequence_and_config_round_trips():
     np.testing.assert_allclose(
         block(changed, keys, values, mask)[0].numpy()[:, 0], full.numpy()[:, 0], atol=1e-6
     )
+
+
+@pytest.mark.parametrize("block_class", [TransformerEncoderBlock, TransformerDecoderBlock])
+def test_blocks_keep_their_weight_layout_and_config(block_class, round_trip):
+    # Exports and `.keras` files hold the weights by these paths, in this order (attention
+    # first, the MLP last): what every earlier file of these blocks has.
+    block = block_class(8, 2, 16, dropout=0.1, output_initializer="zeros", name="b")
+    block.build((None, None, 8))
+    attention = {
+        TransformerEncoderBlock: [
+            "attention_norm/gamma",
+            "attention_norm/beta",
+            *(
+                f"attention/{p}/{w}"
+                for p in ("query", "key_value", "output_projection")
+                for w in ("kernel", "bias")
+            ),
+        ],
+        TransformerDecoderBlock: [
+            "self_attention_norm/gamma",
+            "self_attention_norm/beta",
+            *(
+                f"self_attention/{p}/{w}"
+                for p in ("qkv", "output_projection")
+                for w in ("kernel", "bias")
+            ),
+            "cross_attention_norm/gamma",
+            "cross_attention_norm/beta",
+            *(
+                f"cross_attention/{p}/{w}"
+                for p in ("query", "key_value", "output_projection")
+                for w in ("kernel", "bias")
+            ),
+        ],
+    }[block_class]
+    mlp = ["mlp_norm/gamma", "mlp_norm/beta", "mlp_hidden/kernel", "mlp_hidden/bias"]
+    mlp += ["mlp_output/kernel", "mlp_output/bias"]
+    assert [w.path for w in block.weights] == [f"b/{path}" for path in attention + mlp]
+    assert block.get_config()["dropout"] == 0.1
+    assert block.get_config()["output_initializer"]["class_name"] == "Zeros"
+    round_trip.config(block)

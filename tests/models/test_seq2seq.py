@@ -75,14 +75,13 @@ def test_attention_buffer_records_every_step():
 
 
 @pytest.mark.parametrize("options", [VARIANTS[1], VARIANTS[5]], ids=str)
-def test_save_and_reload_gives_the_same_logits(options, tmp_path):
+def test_config_round_trip_and_keras_save_reload_give_identical_outputs(
+    options, round_trip, tmp_path
+):
     model = _model(**options)
-    path = str(tmp_path / "seq2seq.keras")
-    model.save(path)
-    reloaded = keras.models.load_model(path)
-    assert reloaded.get_config() == model.get_config()
-    np.testing.assert_allclose(
-        reloaded((SOURCE, TARGET)).numpy(), model((SOURCE, TARGET)).numpy(), rtol=1e-6
+    round_trip.config(model)
+    round_trip.keras_file(
+        model, (SOURCE, TARGET), tmp_path, return_attention=bool(options["attention"])
     )
 
 
