@@ -13,6 +13,7 @@ dataset, so the command line can print it and exit.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import os
@@ -174,16 +175,52 @@ def download_and_prepare(builder: tfds.core.DatasetBuilder, name: str) -> None:
     try:
         # try_download_gcs=False: only build from the builder's own sources, never fetch
         # prepared files from Google's bucket (kerasgen's datasets' sources are local code).
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-        )
+        with _few_download_retries():
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+            )
     except Exception as error:  # noqa: BLE001 - any failure to download or build is reported
+        if _is_connection_error(error):
+            raise CorpusError(
+                f"{name}: could not download it (no connection to its source: "
+                f"{type(error).__name__}); prepare it once on a machine that is online (the same "
+                "command, or `tfds build`) and point --data_dir at the prepared folder"
+            ) from None
         reason = " ".join(str(error).split())  # one line, however the library wrote it
         if len(reason) > 200:
             reason = reason[:200] + "..."
         raise CorpusError(
             f"{name}: could not download and prepare the dataset ({type(error).__name__}: {reason})"
         ) from error
+
+
+# Download attempts per file: TFDS's own 10 retries with exponential backoff take three and a
+# half minutes to fail without a network; two retries still ride out a passing fault.
+_DOWNLOAD_RETRIES = 2
+
+
+@contextlib.contextmanager
+def _few_download_retries():
+    """TFDS's downloader with `_DOWNLOAD_RETRIES` retries while the block runs."""
+    from tensorflow_datasets.core.download import downloader
+
+    kept = downloader.MAX_RETRIES
+    downloader.MAX_RETRIES = min(kept, _DOWNLOAD_RETRIES)
+    try:
+        yield
+    finally:
+        downloader.MAX_RETRIES = kept
+
+
+def _is_connection_error(error):
+    """Whether `error` (or what caused it) is a failure to reach the network."""
+    import requests
+
+    while error is not None:
+        if isinstance(error, requests.exceptions.ConnectionError | ConnectionError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _load_tfds(name: str, data_dir: str | None, validation_fraction: float) -> Corpus:

@@ -1,5 +1,7 @@
 """Corpus loading from text files, kerasgen's default dataset, and TFDS by name."""
 
+import time
+
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -133,3 +135,34 @@ def test_unknown_dataset_names_some_valid_ones(tmp_path, name):
     assert "tfds.list_builders()" in message
     if name == "kerasgen_dialog":
         assert "did you mean kerasgen_dialogue" in message
+
+
+class KerasgenTestUnreachable(tfds.core.GeneratorBasedBuilder):
+    """A dataset whose source is a closed port on this machine: a download that cannot
+    connect, with or without a network."""
+
+    VERSION = tfds.core.Version("1.0.0")
+
+    def _info(self):
+        return tfds.core.DatasetInfo(
+            builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()})
+        )
+
+    def _split_generators(self, dl_manager):
+        path = dl_manager.download("http://127.0.0.1:9/corpus.txt")  # port 9: discard, closed
+        return {"train": self._generate_examples(path)}
+
+    def _generate_examples(self, path):
+        yield 0, {"text": path.read_text()}
+
+
+def test_a_dataset_that_cannot_be_downloaded_fails_fast_saying_to_prepare_it_online(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(CorpusError) as raised:
+        load_corpus(dataset="kerasgen_test_unreachable", data_dir=str(tmp_path))
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("kerasgen_test_unreachable: could not download it")
+    assert "prepare it once on a machine that is online" in message
+    # TFDS alone retries 10 times with backoff (minutes); two retries take about a second.
+    assert time.monotonic() - started < 60
