@@ -3,10 +3,14 @@
     python -m kerasgen.generate --export_dir=exports/text_generator --prompt="ANNA:" --prompt=""
     printf 'ANNA:\\nBEN:\\n' | python -m kerasgen.generate --export_dir=exports/text_generator/1
     python -m kerasgen.generate --export_dir=... --prompt="ANNA:" --num_beams=4
+    python -m kerasgen.generate --export_dir=... --prompt="ANNA:" --stop="BEN:" --num_samples=3 \\
+        --repetition_penalty=1.2 --show_logprobs
     echo "March 3, 2021" | python -m kerasgen.generate --export_dir=exports/seq2seq_attention
 
 A language model continues each prompt (`generate`, `beam_search`); an encoder-decoder
-translates each prompt as a source (`translate`, `beam_search`). Standard input is read as
+translates each prompt as a source (`translate`, `beam_search`); with any generation control
+(`--stop`, `--repetition_penalty`, `--no_repeat_ngram_size`, `--min_new_tokens`,
+`--num_samples`, `--show_logprobs`) the `*_with_controls` signature. Standard input is read as
 UTF-8, one prompt per line (invalid bytes replaced by U+FFFD, a CRLF line end stripped like
 LF); empty input is an error, since nothing to do is more often a mistake than a wish.
 
@@ -49,6 +53,25 @@ flags.DEFINE_integer(
 )
 define_flags(DecodingConfig, names=["length_penalty"])
 flags.DEFINE_integer("batch_size", 32, "Prompts per call.", lower_bound=1)
+# The generation controls: any of them given, the export's `*_with_controls` signature is used.
+flags.DEFINE_multi_string(
+    "stop", None, "A stop sequence (repeatable): the text ends before its first occurrence."
+)
+flags.DEFINE_float(
+    "repetition_penalty", 1.0, "CTRL penalty on tokens already present (> 0); 1 = off."
+)
+flags.DEFINE_integer(
+    "no_repeat_ngram_size", 0, "No n-gram of this size occurs twice; 0 = off.", lower_bound=0
+)
+flags.DEFINE_integer(
+    "min_new_tokens", 0, "No end token or stop sequence before this many tokens.", lower_bound=0
+)
+flags.DEFINE_integer("num_samples", 1, "Samples per prompt.", lower_bound=1)
+flags.DEFINE_boolean(
+    "show_logprobs",
+    False,
+    "After each text, a table of its tokens: log-probability and the most likely alternatives.",
+)
 
 FLAGS = flags.FLAGS
 
@@ -131,6 +154,95 @@ def _translation_calls(path):
     return sample, beam_search
 
 
+def _controls_given():
+    return bool(
+        [stop for stop in FLAGS.stop or [] if stop]
+        or FLAGS.repetition_penalty != 1.0
+        or FLAGS.no_repeat_ngram_size
+        or FLAGS.min_new_tokens
+        or FLAGS.num_samples > 1
+        or FLAGS.show_logprobs
+    )
+
+
+def _controls_call(export, text_input, signature_name):
+    """`sample(texts, seed=...)` over the export's controls signature with the control flags:
+    per text, a list of samples, each `{text, token_texts, token_log_probs, top_token_texts,
+    top_log_probs}` cut to its own tokens."""
+    import tensorflow as tf
+
+    from kerasgen.serving.loading import int32_vector
+
+    if signature_name not in export.signature_names:
+        raise UserInputError(
+            f"{export.path}: the export has no {signature_name!r} signature (made before the "
+            "generation controls); export it again to use --stop, --num_samples, ..."
+        )
+    signature = export._signature(signature_name)
+    stops = [stop.encode("utf-8") for stop in FLAGS.stop or []]
+
+    def decoded(values):
+        return [v.decode("utf-8", errors="replace") for v in values.tolist()]
+
+    def sample(texts, *, seed):
+        count = len(texts)
+        outputs = signature(
+            **{text_input: tf.constant(texts, tf.string)},
+            max_new_tokens=int32_vector("max_new_tokens", [FLAGS.max_new_tokens] * count),
+            temperature=tf.fill([count], float(FLAGS.temperature)),
+            top_k=int32_vector("top_k", [FLAGS.top_k] * count),
+            top_p=tf.fill([count], float(FLAGS.top_p)),
+            seed=int32_vector("seed", [seed + i if seed >= 0 else -1 for i in range(count)]),
+            stop_sequences=tf.constant([stops] * count, tf.string, shape=[count, len(stops)]),
+            repetition_penalty=tf.fill([count], float(FLAGS.repetition_penalty)),
+            no_repeat_ngram_size=int32_vector(
+                "no_repeat_ngram_size", [FLAGS.no_repeat_ngram_size] * count
+            ),
+            min_new_tokens=int32_vector("min_new_tokens", [FLAGS.min_new_tokens] * count),
+            num_samples=int32_vector("num_samples", [FLAGS.num_samples] * count),
+        )
+        values = {key: value.numpy() for key, value in outputs.items()}
+        rows = []
+        for row in range(count):
+            samples = []
+            for i in range(FLAGS.num_samples):
+                tokens = values["num_tokens"][row, i]
+                samples.append(
+                    {
+                        "text": values["text"][row, i].decode("utf-8", errors="replace"),
+                        "token_texts": decoded(values["token_texts"][row, i, :tokens]),
+                        "token_log_probs": values["token_log_probs"][row, i, :tokens].tolist(),
+                        "top_token_texts": [
+                            decoded(top) for top in values["top_token_texts"][row, i, :tokens]
+                        ],
+                        "top_log_probs": values["top_log_probs"][row, i, :tokens].tolist(),
+                    }
+                )
+            rows.append(samples)
+        return rows
+
+    return sample
+
+
+def logprob_table(sample):
+    """The lines of `--show_logprobs`: one per generated token (its text quoted, so spaces and
+    line ends show; "" is a reserved token such as the end), its log-probability, and the most
+    likely alternatives with theirs."""
+    lines = [f"  {'token':<12} {'log_prob':>9}  alternatives"]
+    for text, log_prob, top_texts, top_log_probs in zip(
+        sample["token_texts"],
+        sample["token_log_probs"],
+        sample["top_token_texts"],
+        sample["top_log_probs"],
+        strict=True,
+    ):
+        alternatives = ", ".join(
+            f"{t!r} {p:.3f}" for t, p in zip(top_texts, top_log_probs, strict=True)
+        )
+        lines.append(f"  {text!r:<12} {log_prob:>9.3f}  {alternatives}")
+    return lines
+
+
 def _run():
     check_finite_flags(DecodingConfig, names=["temperature", "top_p", "length_penalty"])
     prompts = _prompts()  # before loading, so that empty input fails at once
@@ -145,6 +257,11 @@ def _run():
         sample, beam_search = _translation_calls(export.path)
     else:
         sample, beam_search = export.generate, export.beam_search
+    controls = None
+    if FLAGS.num_beams == 1 and _controls_given():
+        text_input = "source" if translation else "prompt"
+        signature_name = f"{'translate' if translation else 'generate'}_with_controls"
+        controls = _controls_call(export, text_input, signature_name)
     progress = None
     if len(prompts) > FLAGS.batch_size:
         import keras
@@ -158,6 +275,15 @@ def _run():
                 for rank, (text, score) in enumerate(zip(texts, scores, strict=True), start=1):
                     print(f"[{rank}] ({score:.3f}) {'' if translation else prompt}{text}")
                 print()
+        elif controls is not None:
+            rows = controls(batch, seed=FLAGS.seed if FLAGS.seed < 0 else FLAGS.seed + start)
+            for prompt, samples in zip(batch, rows, strict=True):
+                for number, result in enumerate(samples, start=1):
+                    label = f"[{number}] " if FLAGS.num_samples > 1 else ""
+                    print(f"{label}{'' if translation else prompt}{result['text']}")
+                    if FLAGS.show_logprobs:
+                        print("\n".join(logprob_table(result)))
+                    print()
         else:
             texts = sample(
                 batch,

@@ -70,6 +70,9 @@ def group_samples(rows, num_samples):
     """
 
     def group(t):
-        return tf.reshape(t, tf.concat([[-1, num_samples], tf.shape(t)[1:]], axis=0))
+        # The batch is spelled out: with a zero-size dimension (an empty batch, no
+        # per-token columns) a -1 would be ambiguous.
+        batch = tf.shape(t)[0] // num_samples
+        return tf.reshape(t, tf.concat([[batch, num_samples], tf.shape(t)[1:]], axis=0))
 
     return tf.nest.map_structure(group, rows)

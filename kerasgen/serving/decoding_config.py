@@ -51,6 +51,28 @@ class DecodingConfig:
         "Beam search length penalty (GNMT alpha, >= 0).",
         minimum=0.0,
     )
+    # Limits of the `*_with_controls` signature: they size its fixed buffers (stop-sequence
+    # windows, per-token alternatives) and the rows one request may add (samples).
+    max_stop_sequences: int = option(
+        4,  # as hosted LLM APIs allow: a few turn markers or delimiters
+        "The most stop sequences per row (the width of stop_sequences).",
+        minimum=1,
+    )
+    max_stop_sequence_tokens: int = option(
+        16,  # a speaker tag or a short delimiter, even at character level
+        "The longest stop sequence, in tokens of the generated text.",
+        minimum=1,
+    )
+    top_logprobs: int = option(
+        5,  # enough to see what the model hesitated between; each one costs a top-k per step
+        "Most likely alternatives returned with each generated token's log-probability.",
+        minimum=0,
+    )
+    max_num_samples: int = option(
+        8,  # one request may multiply the decoded rows by this much
+        "The most samples per prompt one request may ask for (num_samples).",
+        minimum=1,
+    )
 
     def __post_init__(self):
         check_fields(self)

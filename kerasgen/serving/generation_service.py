@@ -22,11 +22,25 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasgen.decoding import BeamSearchStrategy, SamplingStrategy, decode, generated_tokens
+from kerasgen.decoding import (
+    BeamSearchStrategy,
+    SamplingStrategy,
+    decode,
+    generated_tokens,
+    generated_values,
+    group_samples,
+    repeat_rows,
+    sample_seeds,
+)
+from kerasgen.errors import UserInputError
 from kerasgen.serving.request_checks import (
+    batch_matrix,
     batch_vector,
     beam_search_checks,
     check_same_batch,
+    control_checks,
+    controls_warmup_parameters,
+    ensure_batch_matrix,
     ensure_batch_vectors,
     generation_checks,
     resolve_seeds,
@@ -43,15 +57,29 @@ SAMPLING_PARAMETERS = {
 }
 # What `serving_default` returns: the sampling signature's outputs every family has.
 DEFAULT_OUTPUTS = ("text", "num_tokens", "log_prob")
+# The inputs the controls signature (`generate_with_controls` / `translate_with_controls`) takes
+# after the sampling parameters, each with its "off" value: `stop_sequences` is `[batch, k]`
+# (`""` for an unused column), the others `[batch]`.
+CONTROL_PARAMETERS = {
+    "stop_sequences": (tf.string, ""),
+    "repetition_penalty": (tf.float32, 1.0),
+    "no_repeat_ngram_size": (tf.int32, 0),
+    "min_new_tokens": (tf.int32, 0),
+    "num_samples": (tf.int32, 1),
+}
 
 
-def warmup_requests(*, text_input, texts, sampling_signature, score_inputs, length_penalty):
+def warmup_requests(
+    *, text_input, texts, sampling_signature, controls_signature, score_inputs, length_penalty
+):
     """One small two-row request per signature, for TensorFlow Serving's warmup file.
 
     Args:
         text_input: the name of the text input (`prompt`, `source`).
         texts: object array `[2]` of bytes, the text of each row.
         sampling_signature: the name of the sampling signature (`generate`, `translate`).
+        controls_signature: the name of the controls signature (`generate_with_controls`,
+            `translate_with_controls`).
         score_inputs: `{input_name: object array [2]}` of the `score` signature.
         length_penalty: Python float, the first row's beam-search length penalty (the second
             row takes 0, no penalty).
@@ -62,12 +90,29 @@ def warmup_requests(*, text_input, texts, sampling_signature, score_inputs, leng
     return {
         "serving_default": {text_input: texts},
         sampling_signature: {text_input: texts, **sampling_warmup_parameters()},
+        controls_signature: {
+            text_input: texts,
+            **sampling_warmup_parameters(),
+            **controls_warmup_parameters(),
+        },
         "beam_search": {
             text_input: texts,
             "length_penalty": np.array([length_penalty, 0.0], np.float32),
         },
         "score": score_inputs,
     }
+
+
+def token_strings(tokenizer, ids):
+    """Each id of int `[...]` as its own string, the same shape (reserved ids → "")."""
+    flat = tf.reshape(ids, [-1, 1])
+    return tf.reshape(tokenizer.detokenize(flat), tf.shape(ids))
+
+
+def token_text_table(tokenizer):
+    """string `[vocab_size]`: the text of every id detokenized alone (reserved ids → ""), so
+    that per-token texts are one gather instead of a detokenization per token."""
+    return token_strings(tokenizer, tf.range(tokenizer.vocab_size)).numpy()
 
 
 def _sha256(path):
@@ -118,6 +163,10 @@ class GenerationService:
             export's defaults (fresh randomness on every call).
         <sampling_signature>(<text>, max_new_tokens, temperature, top_k, top_p, seed) → the
             same outputs, plus the family's own (`_sampling_outputs`).
+        <controls_signature>(<text>, max_new_tokens, temperature, top_k, top_p, seed,
+            stop_sequences `[batch, k]`, repetition_penalty, no_repeat_ngram_size,
+            min_new_tokens, num_samples) → `[batch, samples, ...]` outputs; see
+            `_sample_with_controls`.
         beam_search(<text>, length_penalty) → texts, scores `[batch, num_beams]`.
         score(<score_inputs>) → log_prob, num_tokens (the end token included).
 
@@ -127,28 +176,44 @@ class GenerationService:
     builds the tensor (the Python client's conversion, or TensorFlow Serving's request
     parsing), with that layer's message; `kerasgen.serving.loading` names the input.
 
-    Subclasses set the class attributes `text_input`, `sampling_signature` and `score_inputs`
-    (input names of `score`) and implement the hooks below the `# Family hooks` line.
+    Subclasses set the class attributes `text_input`, `sampling_signature`,
+    `controls_signature` and `score_inputs` (input names of `score`) and implement the hooks
+    below the `# Family hooks` line.
     """
 
     text_input = None  # the name of the text input: "prompt", "source"
     sampling_signature = None  # the name of the sampling signature: "generate", "translate"
+    controls_signature = None  # "<sampling_signature>_with_controls"
     score_inputs = None  # the names of score's string inputs: ("text",), ("source", "target")
     warmup_texts = None  # object array [2] of bytes: the text of the warmup requests' rows
 
     def __init__(self, model, tokenizer, config, *, jit_compile=False):
+        if config.top_logprobs > tokenizer.vocab_size:
+            raise UserInputError(
+                f"top_logprobs={config.top_logprobs} is more than the {tokenizer.vocab_size} "
+                "tokens of the vocabulary"
+            )
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
         self.jit_compile = jit_compile
         self._sample_loop = tf.function(self._sample_loop_impl, jit_compile=jit_compile)
         self._beam_loop = tf.function(self._beam_loop_impl, jit_compile=jit_compile)
+        self._controls_loop = tf.function(self._controls_loop_impl, jit_compile=jit_compile)
+        self._token_texts = token_text_table(tokenizer)  # a constant of the controls signature
         strings, floats = batch_vector(tf.string), batch_vector(tf.float32)
         self.serving_default = _named_inputs(self._serving_default, [self.text_input], [strings])
         self.sample = _named_inputs(
             self._sample,
             [self.text_input, *SAMPLING_PARAMETERS],
             [strings, *(batch_vector(dtype) for dtype in SAMPLING_PARAMETERS.values())],
+        )
+        self.sample_with_controls = _named_inputs(
+            self._sample_with_controls,
+            [self.text_input, *SAMPLING_PARAMETERS, *CONTROL_PARAMETERS],
+            [strings, *(batch_vector(dtype) for dtype in SAMPLING_PARAMETERS.values())]
+            + [batch_matrix(tf.string)]
+            + [batch_vector(dtype) for dtype, _ in list(CONTROL_PARAMETERS.values())[1:]],
         )
         self.beam_search = _named_inputs(
             self._beam_search, [self.text_input, "length_penalty"], [strings, floats]
@@ -164,6 +229,7 @@ class GenerationService:
         return {
             "serving_default": self.serving_default,
             self.sampling_signature: self.sample,
+            self.controls_signature: self.sample_with_controls,
             "beam_search": self.beam_search,
             "score": self.score,
         }
@@ -179,6 +245,7 @@ class GenerationService:
             text_input=self.text_input,
             texts=self.warmup_texts,
             sampling_signature=self.sampling_signature,
+            controls_signature=self.controls_signature,
             score_inputs=self._score_warmup_inputs(),
             length_penalty=self.config.length_penalty,
         )
@@ -229,6 +296,42 @@ class GenerationService:
         )
         result, state = self._decode(strategy, start, sampling=True)
         return {**result, **self._kept_state(state)}
+
+    def _controls_loop_impl(self, start, parameters, controls):
+        """The sampling loop with per-token outputs and, unless `controls` is None, the
+        processors and stop sequences.
+
+        Args:
+            start: the rows' decoding start (samples already repeated as rows).
+            parameters: `{max_new_tokens, temperature, top_k, top_p, seeds}`, each `[rows]`.
+            controls: None for the fast path (every row has every control off: no processor
+                and no stop-sequence op in the loop), or `{repetition_penalty,
+                no_repeat_ngram_size, min_new_tokens}` `[rows]` and `stop_sequences` int32
+                `[rows, K, L]` with `stop_sequence_lengths` `[rows, K]`.
+
+        Returns:
+            The strategy's dense result (`kerasgen.decoding.SamplingStrategy.finalize`), with
+            `token_log_probs`, `top_token_ids`, `top_log_probs` and `stop_sequence_index`.
+        """
+        strategy = SamplingStrategy(
+            end_id=self.tokenizer.end_id,
+            pad_id=self.tokenizer.pad_id,
+            **parameters,
+            **(controls or {}),
+            token_log_probs=True,
+            top_logprobs=self.config.top_logprobs,
+        )
+        # sampling=False: nothing of the final model state is returned (translate's attention
+        # buffer would only cost here).
+        result, _ = self._decode(strategy, start, sampling=False)
+        rows = tf.shape(result["num_tokens"])[0]
+        if controls is None:
+            result["stop_sequence_index"] = tf.fill([rows], -1)
+        if not self.config.top_logprobs:  # the outputs keep their rank: `[..., 0]`
+            max_length = tf.shape(result["tokens"])[1]
+            result["top_token_ids"] = tf.zeros([rows, max_length, 0], tf.int32)
+            result["top_log_probs"] = tf.zeros([rows, max_length, 0], tf.float32)
+        return result
 
     def _beam_loop_impl(self, start, max_new_tokens, length_penalty):
         strategy = BeamSearchStrategy(
@@ -301,6 +404,164 @@ class GenerationService:
             "num_tokens": result["num_tokens"],
             "log_prob": result["log_prob"],
             **self._sampling_outputs(start, result),
+        }
+
+    def _sample_with_controls(
+        self,
+        text,
+        max_new_tokens,
+        temperature,
+        top_k,
+        top_p,
+        seed,
+        stop_sequences,
+        repetition_penalty,
+        no_repeat_ngram_size,
+        min_new_tokens,
+        num_samples,
+    ):
+        """The controls signature: the sampling signature's inputs plus every generation
+        control, and `[batch, samples, ...]` outputs with per-token log-probabilities.
+
+        Inputs (each with the batch first; the "off" value in brackets):
+            stop_sequences: string `[batch, k]`, `k <= max_stop_sequences` [""]: a row stops
+                when its continuation's tokens end with the tokens of one of its strings
+                (tokenized here with the generated text's tokenizer, each at most
+                `max_stop_sequence_tokens`); the stop sequence is not returned. Only generated
+                tokens are matched, not the prompt.
+            repetition_penalty: float32 `[batch]`, finite and > 0 [1]: CTRL's penalty on every
+                token already in the prompt or continuation.
+            no_repeat_ngram_size: int32 `[batch]`, >= 0 [0]: no n-gram of this size occurs
+                twice in the prompt and continuation.
+            min_new_tokens: int32 `[batch]`, >= 0 [0]: no end token and no stop sequence
+                before this many tokens.
+            num_samples: int32 `[batch]`, in `[1, max_num_samples]` [1]: independent samples
+                of the row; sample 0 uses the row's seed, sample `i` a seed derived from it
+                (`kerasgen.decoding.sample_seeds`), so each is reproducible alone.
+
+        Outputs, `samples` being the batch's largest `num_samples` (a row asking for fewer gets
+        "" / 0 / -1 in its unused samples, with `num_tokens` 0) and `tokens` the largest
+        `num_tokens` of the response:
+            text string, num_tokens int32, log_prob float32 `[batch, samples]`: as the
+                sampling signature's, the stop sequence excluded from all three.
+            stop_sequence_index int32 `[batch, samples]`: the column of `stop_sequences` that
+                ended the sample, -1 for none.
+            token_texts string `[batch, samples, tokens]`: each generated token's text as the
+                tokenizer detokenizes it alone ("" for the end token and past `num_tokens`).
+            token_log_probs float32 `[batch, samples, tokens]`: each token's log-probability
+                under the model (temperature 1, before processors and filters; 0 past
+                `num_tokens`); they sum to `log_prob`.
+            top_token_texts string, top_log_probs float32 `[batch, samples, tokens,
+                top_logprobs]`: the model's most likely tokens at each step, most likely first.
+        """
+        text, max_new_tokens, temperature, top_k, top_p, seed = ensure_batch_vectors(
+            text, max_new_tokens, temperature, top_k, top_p, seed
+        )
+        repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples = (
+            ensure_batch_vectors(
+                repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples
+            )
+        )
+        stop_sequences = ensure_batch_matrix(stop_sequences)
+        batch = tf.shape(text)[0]
+        stop_ids = tf.cast(self.tokenizer.tokenize(tf.reshape(stop_sequences, [-1])), tf.int32)
+        checks = generation_checks(
+            batch,
+            self.config.max_new_tokens_cap,
+            batch_input=self.text_input,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+        ) + control_checks(
+            batch,
+            self.config,
+            batch_input=self.text_input,
+            stop_sequences=stop_sequences,
+            stop_sequence_lengths=stop_ids.row_lengths(),
+            repetition_penalty=repetition_penalty,
+            no_repeat_ngram_size=no_repeat_ngram_size,
+            min_new_tokens=min_new_tokens,
+            num_samples=num_samples,
+        )
+        with tf.control_dependencies(checks):
+            start = self._decoding_start(text)
+            seeds = resolve_seeds(seed)
+            stop_ids, stop_lengths = self._stop_sequence_ids(stop_ids, batch)
+            num_samples = tf.identity(num_samples)
+        parameters = {
+            "max_new_tokens": max_new_tokens,
+            "temperature": temperature,
+            "top_k": top_k,
+            "top_p": top_p,
+            "seeds": seeds,
+        }
+        controls = {
+            "repetition_penalty": repetition_penalty,
+            "no_repeat_ngram_size": no_repeat_ngram_size,
+            "min_new_tokens": min_new_tokens,
+            "stop_sequences": stop_ids,
+            "stop_sequence_lengths": stop_lengths,
+        }
+        samples = tf.reduce_max(tf.concat([num_samples, [1]], axis=0))  # the batch's largest
+        every_control_off = (samples == 1) & ~tf.reduce_any(
+            [
+                tf.reduce_any(repetition_penalty != 1.0),
+                tf.reduce_any(no_repeat_ngram_size > 0),
+                tf.reduce_any(min_new_tokens > 0),
+                tf.reduce_any(stop_lengths > 0),
+            ]
+        )
+        # A batch with every control off runs the sampling loop on its own rows, without any
+        # control's ops: the repeated rows, the processors' per-step conditionals and the
+        # stop-sequence windows are what made the controls cost when off.
+        result = tf.cond(
+            every_control_off,
+            lambda: self._controls_loop(start, parameters, None),
+            lambda: self._controls_loop(
+                *_sample_rows(start, parameters, controls, num_samples, samples)
+            ),
+        )
+        return group_samples(self._per_token_outputs(result), samples)
+
+    def _stop_sequence_ids(self, stop_ids, batch):
+        """Tokenized stop sequences (int32 RaggedTensor `[batch * k, (tokens)]`, checked) →
+        the engine's (int32 `[batch, K, L]`, lengths int32 `[batch, K]`), the export's fixed
+        `K = max_stop_sequences` and `L = max_stop_sequence_tokens`, unused slots of length 0."""
+        most, longest = self.config.max_stop_sequences, self.config.max_stop_sequence_tokens
+        ids = stop_ids.to_tensor(default_value=self.tokenizer.pad_id, shape=[None, longest])
+        lengths = tf.cast(stop_ids.row_lengths(), tf.int32)
+        ids = tf.reshape(ids, [batch, -1, longest])  # [batch, k, L]
+        lengths = tf.reshape(lengths, [batch, -1])
+        missing = most - tf.shape(lengths)[1]
+        ids = tf.pad(ids, [[0, 0], [0, missing], [0, 0]], constant_values=self.tokenizer.pad_id)
+        lengths = tf.pad(lengths, [[0, 0], [0, missing]])
+        return tf.reshape(ids, [-1, most, longest]), tf.reshape(lengths, [-1, most])
+
+    def _per_token_outputs(self, result):
+        """The controls signature's outputs `[rows, ...]` from its loop's dense result."""
+        prompt_lengths, num_tokens = result["prompt_lengths"], result["num_tokens"]
+        width = tf.reduce_max(tf.concat([num_tokens, [0]], axis=0))
+
+        def per_token(key, fill):
+            return generated_values(result[key], prompt_lengths, num_tokens, width, fill)
+
+        pad_id = self.tokenizer.pad_id
+        table = tf.constant(self._token_texts)
+
+        def texts(ids):
+            return tf.gather(table, ids)
+
+        return {
+            "text": self._generated_texts(result),
+            "num_tokens": num_tokens,
+            "log_prob": result["log_prob"],
+            "stop_sequence_index": result["stop_sequence_index"],
+            "token_texts": texts(per_token("tokens", pad_id)),
+            "token_log_probs": per_token("token_log_probs", 0.0),
+            "top_token_texts": texts(per_token("top_token_ids", pad_id)),
+            "top_log_probs": per_token("top_log_probs", 0.0),
         }
 
     def _beam_search(self, text, length_penalty):
@@ -400,3 +661,25 @@ class GenerationService:
         """The family's outputs of the sampling signature beyond `DEFAULT_OUTPUTS`."""
         del start, result
         return {}
+
+
+def _sample_rows(start, parameters, controls, num_samples, samples):
+    """Every request repeated as `samples` rows, one per sample, request-major (see
+    `kerasgen.decoding.multiple_samples`): the decoding start, the parameters with each
+    sample's own seed, and the controls. A request's samples past its `num_samples` get
+    `max_new_tokens` 0, so they finish at once and return nothing.
+
+    The rows are repeated here, outside the loop function: XLA needs the row count of its
+    inputs, not one computed from a value. Scalars of the start (shared by every row) are kept.
+    """
+    start = {
+        key: value if value.shape.rank == 0 else tf.repeat(value, samples, axis=0)
+        for key, value in start.items()
+    }
+    in_use = tf.reshape(tf.range(samples)[tf.newaxis, :] < num_samples[:, tf.newaxis], [-1])
+    per_row = {key: value for key, value in parameters.items() if key != "seeds"}
+    parameters = dict(
+        repeat_rows(per_row, samples), seeds=sample_seeds(parameters["seeds"], samples)
+    )
+    parameters["max_new_tokens"] = tf.where(in_use, parameters["max_new_tokens"], 0)
+    return start, parameters, repeat_rows(controls, samples)

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasgen.decoding import prepare_prompts
+from kerasgen.decoding.engine import decode_with_prefill
 from kerasgen.serving.decoding_config import DecodingConfig
 from kerasgen.serving.generation_service import GenerationService, warmup_requests
 
@@ -22,6 +23,7 @@ def language_model_warmup_inputs(signature_names):
         text_input=LanguageModelService.text_input,
         texts=_WARMUP_PROMPTS,
         sampling_signature=LanguageModelService.sampling_signature,
+        controls_signature=LanguageModelService.controls_signature,
         score_inputs={"text": _WARMUP_PROMPTS},
         length_penalty=DecodingConfig.length_penalty,
     )
@@ -43,12 +45,16 @@ class LanguageModelService(GenerationService):
     Signatures (see `GenerationService`):
         serving_default(prompt) → text, num_tokens, log_prob.
         generate(prompt, max_new_tokens, temperature, top_k, top_p, seed) → the same outputs.
+        generate_with_controls(prompt, max_new_tokens, temperature, top_k, top_p, seed,
+            stop_sequences, repetition_penalty, no_repeat_ngram_size, min_new_tokens,
+            num_samples) → `[batch, samples, ...]` texts with per-token log-probabilities.
         beam_search(prompt, length_penalty) → texts, scores `[batch, num_beams]`.
         score(text) → log_prob, num_tokens (start and end tokens included in the scoring).
     """
 
     text_input = "prompt"
     sampling_signature = "generate"
+    controls_signature = "generate_with_controls"
     score_inputs = ("text",)
     warmup_texts = _WARMUP_PROMPTS
 
@@ -56,6 +62,11 @@ class LanguageModelService(GenerationService):
     def generate(self):
         """The `generate` signature's function."""
         return self.sample
+
+    @property
+    def generate_with_controls(self):
+        """The `generate_with_controls` signature's function."""
+        return self.sample_with_controls
 
     def _decoding_start(self, text):
         token_ids = self.tokenizer.tokenize(text)
@@ -67,6 +78,20 @@ class LanguageModelService(GenerationService):
             max_length=self.config.max_length,
         )
         return {"prompt_ids": prompt_ids, "prompt_lengths": prompt_lengths}
+
+    def _decode(self, strategy, start, *, sampling):
+        """The prompts in one pass (`decode_with_prefill`) for a model that offers
+        `prefill_decoding_state`; the same result as the base class's token-by-token loop."""
+        if not hasattr(self.model, "prefill_decoding_state"):
+            return super()._decode(strategy, start, sampling=sampling)
+        return decode_with_prefill(
+            self.model.prefill_decoding_state,
+            self._step_fn(),
+            strategy,
+            start["prompt_ids"],
+            start["prompt_lengths"],
+            return_state=True,
+        )
 
     def _initial_state(self, start, *, sampling):
         del sampling

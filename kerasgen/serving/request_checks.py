@@ -10,6 +10,17 @@ def batch_vector(dtype):
     return tf.TensorSpec([None], dtype)
 
 
+def batch_matrix(dtype):
+    """The spec of a per-row list of values: `[batch, k]` of `dtype` (`stop_sequences`)."""
+    return tf.TensorSpec([None, None], dtype)
+
+
+def ensure_batch_matrix(tensor):
+    """`tensor`, checked at run time to be `[batch, k]` (INVALID_ARGUMENT naming the input
+    otherwise, as `ensure_batch_vectors`)."""
+    return tf.ensure_shape(tensor, [None, None])
+
+
 def ensure_batch_vectors(*tensors):
     """`tensors`, each checked at run time to be a vector `[batch]`.
 
@@ -78,6 +89,75 @@ def beam_search_checks(length_penalty, batch, *, batch_input):
     ]
 
 
+def control_checks(
+    batch,
+    config,
+    *,
+    batch_input,
+    stop_sequences,
+    stop_sequence_lengths,
+    repetition_penalty,
+    no_repeat_ngram_size,
+    min_new_tokens,
+    num_samples,
+):
+    """The checks of the generation controls (`generate_with_controls`, ...).
+
+    Args:
+        batch: scalar int32, the batch size of `batch_input`.
+        config: the export's `DecodingConfig` (its limits name themselves in the messages).
+        batch_input: the name of the signature's text input, for messages.
+        stop_sequences: string `[batch, k]`, as given.
+        stop_sequence_lengths: int `[batch * k]`, each stop sequence's length in tokens.
+        repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples: the `[batch]`
+            inputs.
+
+    Returns:
+        The assertion ops; run what depends on the inputs under `tf.control_dependencies`.
+    """
+    per_row = {
+        "stop_sequences": stop_sequences,
+        "repetition_penalty": repetition_penalty,
+        "no_repeat_ngram_size": no_repeat_ngram_size,
+        "min_new_tokens": min_new_tokens,
+        "num_samples": num_samples,
+    }
+    penalty_message = "repetition_penalty must be a finite number > 0 (1 means off)"
+    samples, stops = config.max_num_samples, config.max_stop_sequences
+    longest = config.max_stop_sequence_tokens
+    return [
+        check_same_batch(name, tensor, batch, batch_input=batch_input)
+        for name, tensor in per_row.items()
+    ] + [
+        tf.debugging.assert_less_equal(
+            tf.shape(stop_sequences)[1],
+            stops,
+            message=f"stop_sequences must have at most {stops} columns, the limit of this export",
+        ),
+        tf.debugging.assert_less_equal(
+            tf.cast(stop_sequence_lengths, tf.int32),
+            longest,
+            message=f"stop_sequences must each be at most {longest} tokens, the limit of this "
+            "export",
+        ),
+        # Both comparisons fail for NaN; the second also refuses inf, whose products are NaN.
+        tf.debugging.assert_greater(repetition_penalty, 0.0, message=penalty_message),
+        tf.debugging.assert_less(repetition_penalty, np.inf, message=penalty_message),
+        tf.debugging.assert_non_negative(
+            no_repeat_ngram_size, message="no_repeat_ngram_size must be >= 0 (0 means off)"
+        ),
+        tf.debugging.assert_non_negative(
+            min_new_tokens, message="min_new_tokens must be >= 0 (0 means off)"
+        ),
+        tf.debugging.assert_positive(num_samples, message="num_samples must be >= 1"),
+        tf.debugging.assert_less_equal(
+            num_samples,
+            samples,
+            message=f"num_samples must be <= {samples}, the limit of this export",
+        ),
+    ]
+
+
 def resolve_seeds(seed):
     """Per-row seeds `[batch]`: a negative seed asks for fresh randomness, so it is replaced by a
     seed drawn now; the others are kept, so the same request gives the same text."""
@@ -94,4 +174,16 @@ def sampling_warmup_parameters():
         "top_k": np.array([0, 5], np.int32),
         "top_p": np.array([1.0, 0.9], np.float32),
         "seed": np.array([0, 1], np.int32),
+    }
+
+
+def controls_warmup_parameters():
+    """The control inputs of a two-row warmup request: every control off in the first row,
+    every control on in the second (two stop sequences, two samples)."""
+    return {
+        "stop_sequences": np.array([[b"", b""], [b".", b"\n"]], dtype=object),
+        "repetition_penalty": np.array([1.0, 1.3], np.float32),
+        "no_repeat_ngram_size": np.array([0, 2], np.int32),
+        "min_new_tokens": np.array([0, 1], np.int32),
+        "num_samples": np.array([1, 2], np.int32),
     }

@@ -11,13 +11,7 @@ import tensorflow as tf
 
 from kerasgen.data.translation_pipeline import add_source_end
 from kerasgen.decoding import prepare_prompts
-from kerasgen.serving.generation_service import GenerationService
-
-
-def _token_strings(tokenizer, ids):
-    """Each id of int `[batch, length]` as its own string `[batch, length]` (reserved → "")."""
-    flat = tf.reshape(ids, [-1, 1])
-    return tf.reshape(tokenizer.detokenize(flat), tf.shape(ids))
+from kerasgen.serving.generation_service import GenerationService, token_strings
 
 
 class TranslationService(GenerationService):
@@ -39,6 +33,10 @@ class TranslationService(GenerationService):
             target token `j`, the end token included; zero past each row's tokens) and the
             tokens labelling its axes, `source_tokens` `[batch, source_len]` and
             `target_tokens` `[batch, target_len]` (reserved ids as "", the end token too).
+        translate_with_controls(source, max_new_tokens, temperature, top_k, top_p, seed,
+            stop_sequences, repetition_penalty, no_repeat_ngram_size, min_new_tokens,
+            num_samples) → `[batch, samples, ...]` translations with per-token
+            log-probabilities (no attention); the prompt the controls see is the start token.
         beam_search(source, length_penalty) → texts, scores `[batch, num_beams]`.
         score(source, target) → log_prob, num_tokens of the target given the source (end
             token included).
@@ -46,6 +44,7 @@ class TranslationService(GenerationService):
 
     text_input = "source"
     sampling_signature = "translate"
+    controls_signature = "translate_with_controls"
     score_inputs = ("source", "target")
     warmup_texts = np.array([b"", b"March 3, 2021"], dtype=object)
 
@@ -59,6 +58,11 @@ class TranslationService(GenerationService):
     def translate(self):
         """The `translate` signature's function."""
         return self.sample
+
+    @property
+    def translate_with_controls(self):
+        """The `translate_with_controls` signature's function."""
+        return self.sample_with_controls
 
     def tracked_resources(self):
         """What an export must track: the model and both tokenizers (tables and vocabularies)."""
@@ -124,8 +128,8 @@ class TranslationService(GenerationService):
         target_ids = tf.where(rows, target_ids, tf.zeros_like(target_ids))
         return {
             "attention": attention,
-            "source_tokens": _token_strings(self.source_tokenizer, start["source_ids"]),
-            "target_tokens": _token_strings(self.target_tokenizer, target_ids),
+            "source_tokens": token_strings(self.source_tokenizer, start["source_ids"]),
+            "target_tokens": token_strings(self.target_tokenizer, target_ids),
         }
 
     def _scoring(self, source, target):

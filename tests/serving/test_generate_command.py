@@ -184,3 +184,82 @@ def test_a_translation_export_translates_prompts_greedily_and_by_beam(translatio
     assert [line[:3] for line in lines[:3]] == ["[1]", "[2]", "[3]"]
     score, text = float(best["scores"][0, 0]), best["texts"][0, 0].numpy().decode("utf-8")
     assert lines[0] == f"[1] ({score:.3f}) {text}"
+
+
+def _controls_outputs(path, signature_name, **inputs):
+    count = len(next(iter(inputs.values())))
+    defaults = dict(
+        top_k=tf.zeros([count], tf.int32),
+        top_p=tf.ones([count]),
+        repetition_penalty=tf.ones([count]),
+        no_repeat_ngram_size=tf.zeros([count], tf.int32),
+        min_new_tokens=tf.zeros([count], tf.int32),
+        num_samples=tf.ones([count], tf.int32),
+    )
+    signature = tf.saved_model.load(path).signatures[signature_name]
+    return signature(**{**defaults, **inputs})
+
+
+def test_the_generation_controls_use_the_controls_signature_and_print_a_logprob_table(exported):
+    base, path = exported
+    result = _generate(
+        f"--export_dir={base}/tiny", "--prompt=ANNA:", "--max_new_tokens=6", "--temperature=1",
+        "--seed=3", "--stop=e", "--stop=a", "--num_samples=2", "--repetition_penalty=1.2",
+        "--show_logprobs",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = _controls_outputs(
+        path,
+        "generate_with_controls",
+        prompt=tf.constant(["ANNA:"]),
+        max_new_tokens=tf.constant([6]),
+        temperature=tf.constant([1.0]),
+        seed=tf.constant([3]),
+        stop_sequences=tf.constant([["e", "a"]]),
+        repetition_penalty=tf.constant([1.2]),
+        num_samples=tf.constant([2]),
+    )
+    blocks = result.stdout.split("\n\n")
+    for sample in range(2):
+        lines = blocks[sample].splitlines()
+        text = expected["text"][0, sample].numpy().decode("utf-8", "replace")
+        assert lines[0] == f"[{sample + 1}] ANNA:{text}"
+        assert lines[1].split() == ["token", "log_prob", "alternatives"]
+        num_tokens = int(expected["num_tokens"][0, sample])
+        assert len(lines) == 2 + num_tokens
+        for line, log_prob in zip(lines[2:], expected["token_log_probs"][0, sample], strict=False):
+            assert f"{float(log_prob):.3f}" in line
+
+
+def test_a_stop_sequence_on_a_translation_export(translation_export):
+    result = _generate(
+        f"--export_dir={translation_export}", "--prompt=March 3, 2021", "--max_new_tokens=6",
+        "--temperature=0", "--stop=3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = _controls_outputs(
+        translation_export,
+        "translate_with_controls",
+        source=tf.constant(["March 3, 2021"]),
+        max_new_tokens=tf.constant([6]),
+        temperature=tf.constant([0.0]),
+        seed=tf.constant([-1]),
+        stop_sequences=tf.constant([["3"]]),
+    )
+    assert result.stdout == expected["text"][0, 0].numpy().decode("utf-8") + "\n\n"
+
+
+@pytest.mark.parametrize(
+    "flag,message",
+    [
+        ("--repetition_penalty=0", "repetition_penalty must be a finite number > 0"),
+        ("--repetition_penalty=nan", "repetition_penalty must be a finite number > 0"),
+        ("--num_samples=9", "num_samples must be <= 8, the limit of this export"),
+        ("--stop=" + "x" * 17, "stop_sequences must each be at most 16 tokens"),
+    ],
+)
+def test_a_control_the_export_refuses_is_one_line_naming_it(exported, flag, message):
+    base, _ = exported
+    _one_line_error(
+        _generate(f"--export_dir={base}/tiny", "--prompt=x", "--max_new_tokens=3", flag), message
+    )

@@ -33,7 +33,9 @@ def test_each_family_keeps_its_signature_names_and_inputs(tiny_service, tmp_path
     ]:
         assert isinstance(service, GenerationService)
         signatures = service.signatures()
-        assert sorted(signatures) == sorted(["serving_default", sampler, "beam_search", "score"])
+        assert sorted(signatures) == sorted(
+            ["serving_default", sampler, f"{sampler}_with_controls", "beam_search", "score"]
+        )
         assert signatures[sampler] is getattr(service, sampler)
         assert sorted(_input_names(signatures["serving_default"])) == [text]
         assert sorted(_input_names(signatures[sampler])) == sorted([text, *sampling])

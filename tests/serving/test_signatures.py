@@ -195,6 +195,7 @@ def test_warmup_records_parse_and_replay(exported):
     assert sorted(r.model_spec.signature_name for r in requests) == [
         "beam_search",
         "generate",
+        "generate_with_controls",
         "score",
         "serving_default",
     ]

@@ -68,7 +68,7 @@ def _session_run(path, signature_name, inputs):
 def test_warmup_requests_cover_every_signature_and_run_in_the_tf1_session_loader(exported):
     requests = read_warmup_requests(exported)
     assert sorted(r.model_spec.signature_name for r in requests) == [
-        "beam_search", "score", "serving_default", "translate",
+        "beam_search", "score", "serving_default", "translate", "translate_with_controls",
     ]  # fmt: skip
     for request in requests:
         inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
