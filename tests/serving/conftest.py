@@ -2,11 +2,28 @@
 
 import pytest
 import tensorflow as tf
-from tiny_export import DECODING, TEXT
 
 from kerasgen.models import build_model
-from kerasgen.serving import LanguageModelService, export_service
+from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
 from kerasgen.tokenizers import learn_tokenizer
+
+# The text the tiny tokenizers learn, and the tiny export's decoding limits.
+TEXT = "ANNA: the moon is bright tonight.\nBEN: and the river sings below.\n"
+DECODING = DecodingConfig(
+    max_prompt_tokens=24, max_new_tokens_cap=40, max_new_tokens=12, num_beams=3
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_text():
+    """The text every tiny serving model's character tokenizer learns."""
+    return TEXT
+
+
+@pytest.fixture(scope="session")
+def tiny_decoding():
+    """The tiny export's `DecodingConfig`."""
+    return DECODING
 
 
 @pytest.fixture(scope="session")

@@ -105,18 +105,16 @@ def test_an_export_has_the_permissions_the_umask_gives(tiny_service, tmp_path):
 
 _EXPORT_WHEN_BOTH_READY = """
 import os, sys, time
-sys.path.insert(0, {tests!r})
 import tensorflow as tf
-from tiny_export import DECODING, TEXT
 from kerasgen.models import build_model
-from kerasgen.serving import LanguageModelService, export_service
+from kerasgen.serving import DecodingConfig, LanguageModelService, export_service
 from kerasgen.tokenizers import learn_tokenizer
 
 base, name = sys.argv[1], sys.argv[2]
-tokenizer = learn_tokenizer("character", [TEXT], os.path.join(base, "tokenizer-" + name))
+tokenizer = learn_tokenizer("character", [{text!r}], os.path.join(base, "tokenizer-" + name))
 model = build_model("text_generator_tiny", tokenizer.vocab_size)
 model(tf.zeros([1, 2], tf.int32))
-service = LanguageModelService(model, tokenizer, DECODING)
+service = LanguageModelService(model, tokenizer, DecodingConfig(**{decoding!r}))
 open(os.path.join(base, "ready-" + name), "w").close()
 while len([n for n in os.listdir(base) if n.startswith("ready-")]) < 2:  # start together
     time.sleep(0.05)
@@ -124,8 +122,8 @@ print(export_service(service, os.path.join(base, "exports"), "m"))
 """
 
 
-def test_concurrent_export_processes_get_distinct_versions(tmp_path):
-    script = _EXPORT_WHEN_BOTH_READY.format(tests=os.path.dirname(__file__))
+def test_concurrent_export_processes_get_distinct_versions(tiny_text, tiny_decoding, tmp_path):
+    script = _EXPORT_WHEN_BOTH_READY.format(text=tiny_text, decoding=vars(tiny_decoding))
     processes = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(tmp_path), name],

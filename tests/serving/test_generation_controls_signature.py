@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_export import TEXT
 
 from kerasgen.decoding import sample_seeds
 from kerasgen.models import build_model
@@ -70,7 +69,7 @@ def _character_tokenizer(tmp_path_factory, text):
     return learn_tokenizer("character", [text], str(tmp_path_factory.mktemp("tokenizer")))
 
 
-def _service(family, tmp_path_factory, jit_compile):
+def _service(family, tmp_path_factory, jit_compile, text):
     tf.keras.utils.set_random_seed(0)
     if family == "seq2seq":
         source = _character_tokenizer(tmp_path_factory, "March 3, 2021 the of May 1999")
@@ -79,7 +78,7 @@ def _service(family, tmp_path_factory, jit_compile):
                         attention="bahdanau")  # fmt: skip
         model.build()
         return TranslationService(model, source, target, DECODING, jit_compile=jit_compile)
-    tokenizer = _character_tokenizer(tmp_path_factory, TEXT)
+    tokenizer = _character_tokenizer(tmp_path_factory, text)
     model = build_model(f"{family}_tiny", tokenizer.vocab_size)
     model(tf.zeros([1, 2], tf.int32))
     return LanguageModelService(
@@ -88,13 +87,13 @@ def _service(family, tmp_path_factory, jit_compile):
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, tiny_text):
     """`{(family, jit_compile): (service, version path)}`: one export per family and mode."""
     base = str(tmp_path_factory.mktemp("exports"))
     made = {}
     for family in FAMILIES:
         for jit_compile in (False, True):
-            service = _service(family, tmp_path_factory, jit_compile)
+            service = _service(family, tmp_path_factory, jit_compile, tiny_text)
             name = f"{family}_{'xla' if jit_compile else 'graph'}"
             made[family, jit_compile] = (service, export_service(service, base, name))
     return made

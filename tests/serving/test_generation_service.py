@@ -5,7 +5,6 @@ import inspect
 
 import keras
 import tensorflow as tf
-from tiny_export import DECODING, TEXT
 
 from kerasgen.models import build_model
 from kerasgen.models.seq2seq import Seq2Seq
@@ -20,12 +19,12 @@ def _input_names(function):
     return keywords
 
 
-def test_each_family_keeps_its_signature_names_and_inputs(tiny_service, tmp_path):
+def test_each_family_keeps_its_signature_names_and_inputs(tiny_service, tiny_decoding, tmp_path):
     source = learn_tokenizer("character", ["March 3, 2021"], str(tmp_path / "s"))
     target = learn_tokenizer("character", ["2021-03-03"], str(tmp_path / "t"))
     model = Seq2Seq(source.vocab_size, target.vocab_size, embedding_dim=8, rnn_units=8)
     model.build()
-    translation = TranslationService(model, source, target, DECODING)
+    translation = TranslationService(model, source, target, tiny_decoding)
     sampling = ["max_new_tokens", "temperature", "top_k", "top_p", "seed"]
     for service, text, sampler, score in [
         (tiny_service, "prompt", "generate", ["text"]),
@@ -59,15 +58,17 @@ def test_each_family_keeps_its_signature_names_and_inputs(tiny_service, tmp_path
     assert sorted(out) == ["log_prob", "num_tokens", "text"]  # no attention: none to report
 
 
-def test_prepare_for_export_turns_cudnn_off_in_every_recurrent_layer(tmp_path):
-    tokenizer = learn_tokenizer("character", [TEXT], str(tmp_path / "tokenizer"))
+def test_prepare_for_export_turns_cudnn_off_in_every_recurrent_layer(
+    tiny_text, tiny_decoding, tmp_path
+):
+    tokenizer = learn_tokenizer("character", [tiny_text], str(tmp_path / "tokenizer"))
     language_model = build_model("text_generator_tiny", tokenizer.vocab_size)
     language_model(tf.zeros([1, 2], tf.int32))
     translator = Seq2Seq(tokenizer.vocab_size, tokenizer.vocab_size, embedding_dim=8, rnn_units=8)
     translator.build()
     services = [
-        LanguageModelService(language_model, tokenizer, DECODING),
-        TranslationService(translator, tokenizer, tokenizer, DECODING),
+        LanguageModelService(language_model, tokenizer, tiny_decoding),
+        TranslationService(translator, tokenizer, tokenizer, tiny_decoding),
     ]
     for service in services:
         recurrent = [

@@ -3,7 +3,6 @@ log-probabilities as every window at once."""
 
 import numpy as np
 import tensorflow as tf
-from tiny_export import DECODING
 
 from kerasgen.models import GPT
 from kerasgen.models import gpt as gpt_module
@@ -24,7 +23,7 @@ def _every_window_at_once(model, token_ids):
     return tf.concat([head, tail], axis=1).numpy()
 
 
-def test_a_text_of_several_chunks_scores_as_every_window_at_once(tmp_path):
+def test_a_text_of_several_chunks_scores_as_every_window_at_once(tiny_decoding, tmp_path):
     text = "ANNA: the moon is bright tonight. BEN: and the river sings below. " * 70
     tokenizer = learn_tokenizer("character", [text], str(tmp_path / "tokenizer"))
     tf.keras.utils.set_random_seed(0)
@@ -37,7 +36,7 @@ def test_a_text_of_several_chunks_scores_as_every_window_at_once(tmp_path):
         model(token_ids).numpy(), _every_window_at_once(model, token_ids), rtol=1e-6, atol=1e-6
     )
 
-    service = LanguageModelService(model, tokenizer, DECODING.fitted_to(model))
+    service = LanguageModelService(model, tokenizer, tiny_decoding.fitted_to(model))
     scored = service.score(tf.constant([text, "ANNA:", ""]))
     ids = [tokenizer.start_id, *tokenizer.tokenize(tf.constant([text]))[0].numpy().tolist()]
     ids.append(tokenizer.end_id)

@@ -5,8 +5,6 @@ import re
 import subprocess
 import sys
 
-from tiny_export import TEXT
-
 from kerasgen.evaluation.perplexity import language_model_perplexity
 from kerasgen.serving.loading import LoadedExport
 
@@ -25,10 +23,10 @@ def test_perplexity_sums_the_score_signature_over_every_document(exported):
     assert math.isclose(result["perplexity"], math.exp(expected), rel_tol=1e-6)
 
 
-def test_evaluate_command_prints_the_perplexity_table(exported, tmp_path):
+def test_evaluate_command_prints_the_perplexity_table(exported, tiny_text, tmp_path):
     base, path = exported
     held_out = tmp_path / "held_out.txt"
-    held_out.write_text(TEXT + "\n\n" + TEXT, encoding="utf-8")
+    held_out.write_text(tiny_text + "\n\n" + tiny_text, encoding="utf-8")
     result = subprocess.run(
         [
             sys.executable,
@@ -44,6 +42,6 @@ def test_evaluate_command_prints_the_perplexity_table(exported, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     row = re.search(r"\| held_out.txt \| 2 \| (\d+) \| ([0-9.]+) \| ([0-9.]+) \|", result.stdout)
     assert row, result.stdout
-    direct = language_model_perplexity(LoadedExport(path), [TEXT.strip("\n")] * 2)
+    direct = language_model_perplexity(LoadedExport(path), [tiny_text.strip("\n")] * 2)
     assert int(row.group(1)) == direct["num_tokens"]
     assert math.isclose(float(row.group(3)), direct["perplexity"], rel_tol=1e-3)
