@@ -378,12 +378,10 @@ class GenerationService:
         )
         return {key: outputs[key] for key in DEFAULT_OUTPUTS}
 
-    def _sample(self, text, max_new_tokens, temperature, top_k, top_p, seed):
-        text, max_new_tokens, temperature, top_k, top_p, seed = ensure_batch_vectors(
-            text, max_new_tokens, temperature, top_k, top_p, seed
-        )
-        batch = tf.shape(text)[0]
-        checks = generation_checks(
+    def _sampling_checks(self, batch, max_new_tokens, temperature, top_k, top_p, seed):
+        """The INVALID_ARGUMENT checks of the sampling parameters every sampling signature
+        takes."""
+        return generation_checks(
             batch,
             self.config.max_new_tokens_cap,
             batch_input=self.text_input,
@@ -393,6 +391,13 @@ class GenerationService:
             top_p=top_p,
             seed=seed,
         )
+
+    def _sample(self, text, max_new_tokens, temperature, top_k, top_p, seed):
+        text, max_new_tokens, temperature, top_k, top_p, seed = ensure_batch_vectors(
+            text, max_new_tokens, temperature, top_k, top_p, seed
+        )
+        batch = tf.shape(text)[0]
+        checks = self._sampling_checks(batch, max_new_tokens, temperature, top_k, top_p, seed)
         # Everything after the checks depends on them, so a bad request fails with the check's
         # message rather than with whichever shape error an op meets first.
         with tf.control_dependencies(checks):
@@ -465,15 +470,8 @@ class GenerationService:
         stop_sequences = ensure_batch_matrix(stop_sequences)
         batch = tf.shape(text)[0]
         stop_ids = tf.cast(self.tokenizer.tokenize(tf.reshape(stop_sequences, [-1])), tf.int32)
-        checks = generation_checks(
-            batch,
-            self.config.max_new_tokens_cap,
-            batch_input=self.text_input,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            seed=seed,
+        checks = self._sampling_checks(
+            batch, max_new_tokens, temperature, top_k, top_p, seed
         ) + control_checks(
             batch,
             self.config,

@@ -43,6 +43,14 @@ def check_same_batch(name, tensor, batch, *, batch_input="prompt"):
     )
 
 
+def _same_batch_checks(batch, batch_input, **per_row):
+    """One `check_same_batch` per named `[batch, ...]` input."""
+    return [
+        check_same_batch(name, tensor, batch, batch_input=batch_input)
+        for name, tensor in per_row.items()
+    ]
+
+
 def generation_checks(batch, cap, *, batch_input, max_new_tokens, temperature, top_k, top_p, seed):
     """The checks of the per-row sampling parameters (`generate`, `translate`).
 
@@ -55,18 +63,16 @@ def generation_checks(batch, cap, *, batch_input, max_new_tokens, temperature, t
     Returns:
         The assertion ops; run what depends on the inputs under `tf.control_dependencies`.
     """
-    per_row = {
-        "max_new_tokens": max_new_tokens,
-        "temperature": temperature,
-        "top_k": top_k,
-        "top_p": top_p,
-        "seed": seed,
-    }
     top_p_message = "top_p must be in (0, 1] (1 means off)"
-    return [
-        check_same_batch(name, tensor, batch, batch_input=batch_input)
-        for name, tensor in per_row.items()
-    ] + [
+    return _same_batch_checks(
+        batch,
+        batch_input,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+    ) + [
         tf.debugging.assert_non_negative(max_new_tokens, message="max_new_tokens must be >= 0"),
         tf.debugging.assert_less_equal(
             max_new_tokens, cap, message=f"max_new_tokens must be <= {cap}, the cap of this export"
@@ -115,20 +121,19 @@ def control_checks(
     Returns:
         The assertion ops; run what depends on the inputs under `tf.control_dependencies`.
     """
-    per_row = {
-        "stop_sequences": stop_sequences,
-        "repetition_penalty": repetition_penalty,
-        "no_repeat_ngram_size": no_repeat_ngram_size,
-        "min_new_tokens": min_new_tokens,
-        "num_samples": num_samples,
-    }
     penalty_message = "repetition_penalty must be a finite number > 0 (1 means off)"
     samples, stops = config.max_num_samples, config.max_stop_sequences
     longest = config.max_stop_sequence_tokens
-    return [
-        check_same_batch(name, tensor, batch, batch_input=batch_input)
-        for name, tensor in per_row.items()
-    ] + [
+    same_batch = _same_batch_checks(
+        batch,
+        batch_input,
+        stop_sequences=stop_sequences,
+        repetition_penalty=repetition_penalty,
+        no_repeat_ngram_size=no_repeat_ngram_size,
+        min_new_tokens=min_new_tokens,
+        num_samples=num_samples,
+    )
+    return same_batch + [
         tf.debugging.assert_less_equal(
             tf.shape(stop_sequences)[1],
             stops,
