@@ -72,10 +72,7 @@ class LanguageModelTask:
         pipeline = dict(
             tokenize_fn=tokenizer.tokenize,
             seq_len=config.seq_len,
-            batch_size=config.batch_size,
-            start_id=tokenizer.start_id,
-            end_id=tokenizer.end_id,
-            seed=config.seed,
+            **_batching_arguments(config, tokenizer),
         )
         repeat = config.steps_per_epoch is not None
 
@@ -226,11 +223,8 @@ class TranslationTask:
         pipeline = dict(
             source_tokenize_fn=source.tokenize,
             target_tokenize_fn=target.tokenize,
-            batch_size=config.batch_size,
-            start_id=target.start_id,
-            end_id=target.end_id,
-            seed=config.seed,
             max_source_tokens=decoding.max_prompt_tokens,
+            **_batching_arguments(config, target),
         )
 
         def make_train_data():  # called again by a resumed run, for the same shuffled order
@@ -338,6 +332,18 @@ class TranslationTask:
             "validation_loss": outcome.validation_loss,
             "exact_match": metrics["exact_match"],
         }
+
+
+def _batching_arguments(config, tokenizer):
+    """The pipeline arguments both tasks' datasets take alike: the batch size, the shuffle
+    seed, and the start and end ids of `tokenizer` (the target's, for pairs) that frame every
+    sequence."""
+    return dict(
+        batch_size=config.batch_size,
+        start_id=tokenizer.start_id,
+        end_id=tokenizer.end_id,
+        seed=config.seed,
+    )
 
 
 def task_for(model):

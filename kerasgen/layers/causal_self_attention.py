@@ -4,14 +4,11 @@ import keras
 import tensorflow as tf
 
 from kerasgen.decoding.length_buckets import run_at_length
-
-# Added to the scores of masked positions: far below any real score, yet finite in bfloat16
-# and float16 (an `-inf` would turn a fully masked row into NaNs).
-_MASK_VALUE = -1e4
+from kerasgen.layers.multi_head_attention_base import MultiHeadAttentionBase
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
-class CausalSelfAttention(keras.layers.Layer):
+class CausalSelfAttention(MultiHeadAttentionBase):
     """Multi-head causal self-attention with one fused Q, K, V projection.
 
     Every head attends with scaled dot products, `softmax(q k^T / sqrt(head_dim)) v`, over the
@@ -32,68 +29,21 @@ class CausalSelfAttention(keras.layers.Layer):
             so residual sums do not grow); defaults to `kernel_initializer`.
     """
 
-    def __init__(
-        self,
-        width,
-        num_heads,
-        dropout=0.0,
-        kernel_initializer="glorot_uniform",
-        output_initializer=None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        if num_heads < 1 or width % num_heads:
-            raise ValueError(
-                f"num_heads ({num_heads}) must be a positive divisor of the width ({width})."
-            )
-        self.width = width
-        self.num_heads = num_heads
-        self.head_dim = width // num_heads
-        self.dropout = dropout
-        # Kept serialised, so every sublayer builds its own instance (and its own random seed).
-        self.kernel_initializer = serialized_initializer(kernel_initializer)
-        self.output_initializer = serialized_initializer(output_initializer or kernel_initializer)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)  # MultiHeadAttentionBase's arguments, documented above
         # Every sublayer takes this layer's dtype policy, so a model reloaded under another
         # global policy (`python -m kerasgen.export` runs under float32) keeps its own.
         policy = self.dtype_policy
         self.qkv = keras.layers.Dense(
-            3 * width, kernel_initializer=self.kernel_initializer, name="qkv", dtype=policy
+            3 * self.width, kernel_initializer=self.kernel_initializer, name="qkv", dtype=policy
         )
-        self.output_projection = keras.layers.Dense(
-            width,
-            kernel_initializer=self.output_initializer,
-            name="output_projection",
-            dtype=policy,
-        )
-        self.attention_dropout = keras.layers.Dropout(dropout, dtype=policy)
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self._create_output_sublayers(dtype=policy)
 
     def build(self, input_shape):
         if not self.qkv.built:
             self.qkv.build(input_shape)
         if not self.output_projection.built:
             self.output_projection.build(tuple(input_shape[:-1]) + (self.width,))
-
-    def _heads(self, x):
-        """`[batch, time, 3 * width]` → q, k, v, each `[batch, heads, time, head_dim]`."""
-        batch, time = tf.shape(x)[0], tf.shape(x)[1]
-        x = tf.reshape(x, [batch, time, 3, self.num_heads, self.head_dim])
-        x = tf.transpose(x, [2, 0, 3, 1, 4])  # [3, batch, heads, time, head_dim]
-        return x[0], x[1], x[2]
-
-    def _attend(self, q, k, v, mask, training):
-        """q `[b, h, tq, d]`, k and v `[b, h, tk, d]`, bool mask `[.., tq, tk]` → q-shaped."""
-        scores = tf.matmul(q, k, transpose_b=True) * (self.head_dim**-0.5)
-        # Softmax in float32 whatever the compute dtype: bfloat16 sums lose the small weights.
-        scores = tf.where(mask, tf.cast(scores, "float32"), _MASK_VALUE)
-        weights = tf.cast(tf.nn.softmax(scores, axis=-1), q.dtype)
-        weights = self.attention_dropout(weights, training=training)
-        return tf.matmul(weights, v)
-
-    def _merge_heads(self, x):
-        """`[batch, heads, time, head_dim]` → `[batch, time, width]`."""
-        x = tf.transpose(x, [0, 2, 1, 3])
-        return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], self.width])
 
     def call(self, x, training=False):
         """x `[batch, time, width]` → `[batch, time, width]`; position t attends to 0..t."""
@@ -110,10 +60,10 @@ class CausalSelfAttention(keras.layers.Layer):
         return self._self_attend(x, training=False)
 
     def _self_attend(self, x, training):
-        q, k, v = self._heads(self.qkv(x))
+        q, k, v = self._split_heads(self.qkv(x), 3)
         time = tf.shape(x)[1]
         causal = tf.linalg.band_part(tf.ones([time, time], tf.bool), -1, 0)  # [time, time]
-        out = self._merge_heads(self._attend(q, k, v, causal, training))
+        out = self._merge_heads(self._attend(q, k, v, causal, training)[0])
         return self.output_dropout(self.output_projection(out), training=training), k, v
 
     def step(self, x, key_cache, value_cache, index, cache_indices):
@@ -154,7 +104,7 @@ class CausalSelfAttention(keras.layers.Layer):
             (output `[batch, width]`, new key cache, new value cache).
         """
         batch = tf.shape(x)[0]
-        q, k, v = self._heads(self.qkv(x)[:, tf.newaxis, :])  # each [batch, heads, 1, head_dim]
+        q, k, v = self._split_heads(self.qkv(x)[:, tf.newaxis, :], 3)  # [batch, heads, 1, d]
         flat = [batch * self.num_heads, self.head_dim]
         key_cache = tf.tensor_scatter_nd_update(key_cache, cache_indices, tf.reshape(k, flat))
         value_cache = tf.tensor_scatter_nd_update(value_cache, cache_indices, tf.reshape(v, flat))
@@ -163,22 +113,11 @@ class CausalSelfAttention(keras.layers.Layer):
             visible = tf.range(n)[tf.newaxis, :] <= positions[:, tf.newaxis]  # [batch, n]
             visible = visible[:, tf.newaxis, tf.newaxis, :]  # [batch, heads, query, n]
             keys, values = key_cache[:, :, :n], value_cache[:, :, :n]
-            return self._attend(q, keys, values, visible, training=False)  # [b, h, 1, d]
+            return self._attend(q, keys, values, visible, training=False)[0]  # [b, h, 1, d]
 
         out = run_at_length(length, key_cache.shape[2], attend)
         out = tf.reshape(out, [batch, self.width])
         return self.output_projection(out), key_cache, value_cache
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            width=self.width,
-            num_heads=self.num_heads,
-            dropout=self.dropout,
-            kernel_initializer=self.kernel_initializer,
-            output_initializer=self.output_initializer,
-        )
-        return config
 
 
 def cache_write_indices(batch, num_heads, index):
@@ -190,10 +129,3 @@ def cache_write_indices(batch, num_heads, index):
     heads = tf.tile(tf.range(num_heads), [batch])
     positions = tf.repeat(tf.broadcast_to(index, [batch]), num_heads)
     return tf.stack([rows, heads, positions], axis=1)
-
-
-def serialized_initializer(initializer):
-    """An initializer (name, config dict or instance) as its config, from which each layer that
-    uses it builds a fresh instance: one unseeded instance shared by several layers would give
-    them all the same draw."""
-    return keras.initializers.serialize(keras.initializers.get(initializer))

@@ -96,6 +96,12 @@ def _zeros_if_none(gradient, like):
     return tf.zeros_like(like) if gradient is None else gradient
 
 
+def _split_by_mask(gradient, m):
+    """A state's gradient as (the part that flows through the cell, the part that skips it):
+    where the step mask `m` `[batch, 1]` is 0, the step copied the state through unchanged."""
+    return m * gradient, (1 - m) * gradient
+
+
 def _matmul_over_steps(a, b):
     """`sum_t a_t^T @ b_t` for time-major `a` `[time, batch, m]`, `b` `[time, batch, n]`."""
     return tf.matmul(tf.reshape(a, [-1, a.shape[-1]]), tf.reshape(b, [-1, b.shape[-1]]), True)
@@ -148,8 +154,7 @@ def _lstm(projected, mask, h0, c0, recurrent_kernel, masked):
                 d_h = d_h + d_hs.read(t)
                 if masked:  # the masked part of the state skips the cell
                     m = masks.read(t)
-                    d_h, skip_h = m * d_h, (1 - m) * d_h
-                    d_c, skip_c = m * d_c, (1 - m) * d_c
+                    (d_h, skip_h), (d_c, skip_c) = _split_by_mask(d_h, m), _split_by_mask(d_c, m)
                 tanh_c = tf.tanh(new_c_ta.read(t))
                 d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
                 d_z = tf.concat(
@@ -217,8 +222,7 @@ def _gru(projected, mask, h0, recurrent_kernel, recurrent_bias, masked):
                 z, r, candidate, inner_h = tf.split(saved_ta.read(t), 4, axis=-1)
                 d_h = d_h + d_hs.read(t)
                 if masked:  # the masked part of the state skips the cell
-                    m = masks.read(t)
-                    d_h, skip_h = m * d_h, (1 - m) * d_h
+                    d_h, skip_h = _split_by_mask(d_h, masks.read(t))
                 d_pre_z = d_h * (previous_ta.read(t) - candidate) * z * (1 - z)
                 d_pre_h = d_h * (1 - z) * (1 - candidate * candidate)
                 d_pre_r = d_pre_h * inner_h * r * (1 - r)

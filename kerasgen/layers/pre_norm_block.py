@@ -1,8 +1,8 @@
-"""`PreNormBlock`: what the encoder-decoder's pre-LayerNorm Transformer blocks share."""
+"""`PreNormBlock`: what kerasgen's pre-LayerNorm Transformer blocks share."""
 
 import keras
 
-from kerasgen.layers.causal_self_attention import serialized_initializer
+from kerasgen.layers.multi_head_attention_base import serialized_initializer
 
 
 class PreNormBlock(keras.layers.Layer):
@@ -10,11 +10,13 @@ class PreNormBlock(keras.layers.Layer):
 
     A block is residual sublayers over a stream of `width`, each reading `norm(x)`: its
     attentions (the subclass's), then `x + mlp(norm(x))` with the MLP
-    Dense(mlp_width, GELU) → Dense(width). Not a layer of its own: `TransformerEncoderBlock`
-    and `TransformerDecoderBlock` subclass it.
+    Dense(mlp_width, GELU) → Dense(width). Not a layer of its own: GPT's `TransformerBlock`,
+    `TransformerEncoderBlock` and `TransformerDecoderBlock` subclass it.
 
-    A subclass creates its attention sublayers, then calls `_create_mlp()`: the block's
-    weights then list the attentions first, then the MLP, the order exports hold them in.
+    A subclass creates its attention sublayers (`_attention_arguments()` holds what they
+    share), then calls `_create_mlp()`: the block's weights then list the attentions first,
+    then the MLP, the order exports hold them in. The sublayers take the `dtype` policy the
+    subclass passes (None: the global one).
 
     Args:
         width: model width.
@@ -48,22 +50,33 @@ class PreNormBlock(keras.layers.Layer):
         self.kernel_initializer = serialized_initializer(kernel_initializer)
         self.output_initializer = serialized_initializer(output_initializer or kernel_initializer)
 
-    def _layer_norm(self, name):
-        return keras.layers.LayerNormalization(epsilon=self.layer_norm_epsilon, name=name)
+    def _layer_norm(self, name, dtype=None):
+        return keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, name=name, dtype=dtype
+        )
 
-    def _create_mlp(self):
+    def _attention_arguments(self):
+        """The keyword arguments every attention of the block takes from the block's."""
+        return dict(
+            dropout=self.dropout,
+            kernel_initializer=self.kernel_initializer,
+            output_initializer=self.output_initializer,
+        )
+
+    def _create_mlp(self, dtype=None):
         """Creates the MLP's sublayers; called by `__init__` after the attentions'."""
-        self.mlp_norm = self._layer_norm("mlp_norm")
+        self.mlp_norm = self._layer_norm("mlp_norm", dtype)
         self.mlp_hidden = keras.layers.Dense(
             self.mlp_width,
             activation="gelu",
             kernel_initializer=self.kernel_initializer,
             name="mlp_hidden",
+            dtype=dtype,
         )
         self.mlp_output = keras.layers.Dense(
-            self.width, kernel_initializer=self.output_initializer, name="mlp_output"
+            self.width, kernel_initializer=self.output_initializer, name="mlp_output", dtype=dtype
         )
-        self.mlp_dropout = keras.layers.Dropout(self.dropout)
+        self.mlp_dropout = keras.layers.Dropout(self.dropout, dtype=dtype)
 
     def _build_sublayers(self, attention_layers):
         """Builds `attention_layers` (each reading `[batch, time, width]`) and the MLP."""

@@ -34,11 +34,7 @@ class TransformerDecoderBlock(PreNormBlock):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)  # PreNormBlock's arguments, documented above
-        attention = dict(
-            dropout=self.dropout,
-            kernel_initializer=self.kernel_initializer,
-            output_initializer=self.output_initializer,
-        )
+        attention = self._attention_arguments()
         self.self_attention_norm = self._layer_norm("self_attention_norm")
         self.self_attention = CausalSelfAttention(
             self.width, self.num_heads, name="self_attention", **attention

@@ -29,12 +29,7 @@ class TransformerEncoderBlock(PreNormBlock):
         super().__init__(*args, **kwargs)  # PreNormBlock's arguments, documented above
         self.attention_norm = self._layer_norm("attention_norm")
         self.attention = CrossAttention(
-            self.width,
-            self.num_heads,
-            dropout=self.dropout,
-            kernel_initializer=self.kernel_initializer,
-            output_initializer=self.output_initializer,
-            name="attention",
+            self.width, self.num_heads, name="attention", **self._attention_arguments()
         )
         self._create_mlp()
 

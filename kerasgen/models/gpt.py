@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from kerasgen.decoding.length_buckets import run_at_length
 from kerasgen.layers import TransformerBlock, cache_write_indices
+from kerasgen.models.transformer_config import check_transformer_sizes, transformer_config
 
 # Tokens one pass of the sliding window encodes per row, in windows of `context_length` tokens
 # (512 windows of gpt_tiny, 32 of gpt_base): what bounds the memory of scoring a long text.
@@ -69,12 +70,7 @@ class GPT(keras.Model):
         super().__init__(**kwargs)
         if context_length < 1:
             raise ValueError(f"context_length must be at least 1, got {context_length}.")
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
-        if num_heads < 1 or width % num_heads:
-            raise ValueError(
-                f"num_heads ({num_heads}) must be a positive divisor of the width ({width})."
-            )
+        check_transformer_sizes(num_layers, num_heads, width)
         self.vocab_size = vocab_size
         self.context_length = context_length
         self.width = width
@@ -378,12 +374,6 @@ class GPT(keras.Model):
         config.update(
             vocab_size=self.vocab_size,
             context_length=self.context_length,
-            width=self.width,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            mlp_width=self.mlp_width,
-            dropout=self.dropout,
-            tie_embeddings=self.tie_embeddings,
-            layer_norm_epsilon=self.layer_norm_epsilon,
+            **transformer_config(self),
         )
         return config

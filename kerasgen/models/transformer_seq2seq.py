@@ -10,6 +10,7 @@ from kerasgen.layers import (
     sinusoidal_position_encoding,
 )
 from kerasgen.models.encoder_decoder import EncoderDecoder
+from kerasgen.models.transformer_config import check_transformer_sizes, transformer_config
 
 
 @keras.saving.register_keras_serializable(package="kerasgen")
@@ -86,12 +87,7 @@ class TransformerSeq2Seq(EncoderDecoder):
         **kwargs,
     ):
         super().__init__(source_vocab_size, target_vocab_size, **kwargs)
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be at least 1, got {num_layers}.")
-        if num_heads < 1 or width % num_heads:
-            raise ValueError(
-                f"num_heads ({num_heads}) must be a positive divisor of the width ({width})."
-            )
+        check_transformer_sizes(num_layers, num_heads, width)
         if width % 2:
             raise ValueError(f"width must be even (sinusoidal positions), got {width}.")
         if max_target_length < 1:
@@ -266,9 +262,9 @@ class TransformerSeq2Seq(EncoderDecoder):
                 value_cache,
                 index,
                 cache_indices,
-                memory_keys,
-                memory_values,
-                state["source_mask"],
+                memory_keys=memory_keys,
+                memory_values=memory_values,
+                source_mask=state["source_mask"],
             )
             keys.append(key_cache)
             values.append(value_cache)
@@ -298,14 +294,5 @@ class TransformerSeq2Seq(EncoderDecoder):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            width=self.width,
-            num_layers=self.num_layers,
-            num_heads=self.num_heads,
-            mlp_width=self.mlp_width,
-            dropout=self.dropout,
-            max_target_length=self.max_target_length,
-            tie_embeddings=self.tie_embeddings,
-            layer_norm_epsilon=self.layer_norm_epsilon,
-        )
+        config.update(**transformer_config(self), max_target_length=self.max_target_length)
         return config

@@ -132,11 +132,7 @@ class SentencePieceTokenizer(Tokenizer):
 
     @classmethod
     def learn(
-        cls,
-        texts: list[str],
-        directory: str,
-        max_vocab_size: int | None = None,
-        seed: int = 0,
+        cls, texts: list[str], directory: str, max_vocab_size: int | None = None, seed: int = 0
     ) -> "SentencePieceTokenizer":
         """Trains a unigram SentencePiece model on `texts`, writes it into `directory`.
 
