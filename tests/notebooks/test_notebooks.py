@@ -45,6 +45,7 @@ def test_serving_notebook_builds_and_runs_requests(tmp_path):
     assert "SignatureDef contains the following input(s)" in text and " -> {'" in text
 
 
+@pytest.mark.slow  # a minute of training; run with `pytest -m slow`
 def test_translation_notebook_compares_greedy_and_beam_and_plots_attention(tmp_path):
     notebook = _run("translation.ipynb", tmp_path)
     outputs = _outputs(notebook)
@@ -56,6 +57,7 @@ def test_translation_notebook_compares_greedy_and_beam_and_plots_attention(tmp_p
     assert greedy >= 50 and beam >= 50, (greedy, beam)  # the short run gets most dates right
 
 
+@pytest.mark.slow  # a minute of training; run with `pytest -m slow`
 def test_gpt_notebook_fine_tunes_below_scratch_and_generates(tmp_path):
     notebook = _run("gpt.ipynb", tmp_path)
     outputs = _outputs(notebook)
