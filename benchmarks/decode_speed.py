@@ -51,10 +51,10 @@ projection precomputed as a `[vocab, 3 * units]` table); a bare cell + argmax lo
 floor. It also counts the graph nodes each step runs in the exported loop and summarises a
 profiler trace of one graph-mode `generate` call per op type and per part of the step.
 
-Usage (from /work/main; about 2.5 minutes, or 6 with --diagnose, on an idle 2-core machine,
+Usage (from the repository; about 2.5 minutes, or 6 with --diagnose, on an idle 2-core machine,
 and up to twice that when other work shares the cores):
 
-    PYTHONPATH=. /work/venv/bin/python benchmarks/decode_speed.py --diagnose --write_notes
+    python benchmarks/decode_speed.py --diagnose --write_notes
 
 `--write_notes` replaces the section between `<!-- decode_speed:begin -->` and
 `<!-- decode_speed:end -->` in BUILD_NOTES.md (`--notes_path`), or appends it.
@@ -843,9 +843,7 @@ def load_average():
 
 
 def notes_section(args, rows, targets, machine, diagnosis):
-    command = "PYTHONPATH=. /work/venv/bin/python benchmarks/decode_speed.py " + " ".join(
-        shlex.quote(a) for a in sys.argv[1:]
-    )
+    command = "python benchmarks/decode_speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     parts = [
         NOTES_BEGIN,
         "## Decoding speed (benchmarks/decode_speed.py)",

@@ -22,7 +22,7 @@ Each method runs once per batch size to warm up (tracing, compilation), then `--
 rounds; the table reports the median. keras-hub is an optional benchmark dependency
 (`pip install keras-hub`).
 
-Usage (from /work/main): `/work/venv/bin/python benchmarks/gpt_decode_speed.py --write_notes`
+Usage (from the repository): `python benchmarks/gpt_decode_speed.py --write_notes`
 """
 
 import argparse

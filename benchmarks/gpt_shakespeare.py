@@ -3,8 +3,9 @@
 The acceptance benchmark of the GPT issue. Every figure is measured from the command line a user
 would type (`python -m kerasgen.train ...` in a subprocess, wall time from launch to exit, so
 Python and TensorFlow start-up, data preparation, XLA compilation and the final evaluation are
-all included), on `/work/shared/data/tinyshakespeare.txt` (never copied into the project): the
-first 90% of its characters train, the last 10% validate, as in nanoGPT.
+all included), on Tiny Shakespeare (`../shared/data/tinyshakespeare.txt` beside the
+repository; never copied into the project): the first 90% of its characters train, the last
+10% validate, as in nanoGPT.
 
 Runs, one after the other in one invocation (`--runs` picks a subset):
 
@@ -35,9 +36,9 @@ The PyTorch reference (nanoGPT, same configuration, this 2-core machine) reaches
 1.886 in 97 s; the targets are kerasgen at or below 1.886 within 0.6 x 97 s = 58 s, and at most
 1.50 in the 10-minute budget.
 
-Usage (from /work/main; ~27 minutes for all runs on 2 cores):
+Usage (from the repository; ~27 minutes for all runs on 2 cores):
 
-    /work/venv/bin/python benchmarks/gpt_shakespeare.py --write_notes
+    python benchmarks/gpt_shakespeare.py --write_notes
 
 `--write_notes` replaces the section between `<!-- gpt_benchmark:begin -->` and
 `<!-- gpt_benchmark:end -->` in BUILD_NOTES.md (`benchmarks/gpt_decode_speed.py` writes its
@@ -55,7 +56,8 @@ import sys
 import tempfile
 import time
 
-DATA = "/work/shared/data/tinyshakespeare.txt"
+# The reference copy beside the repository (see ../shared/data/README.md).
+DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tinyshakespeare.txt")
 REFERENCE_LOSS = 1.886  # nanoGPT baby GPT, PyTorch, this machine
 REFERENCE_SECONDS = 97.0  # its wall time, start-up included
 TARGET_SECONDS = 0.6 * REFERENCE_SECONDS
@@ -101,9 +103,10 @@ def run(name, data, python):
     loss = float(re.search(r"Validation loss ([0-9.]+) nats/token", result.stdout).group(1))
     step = re.search(r"Steady-state step time ([0-9.]+) ms", result.stdout)
     steps = re.findall(r"\((\d+) steps trained\)", result.stdout)
-    display = "python -m kerasgen.train " + " ".join(
-        shlex.quote(f) for f in flags if not f.startswith("--workdir")
-    )
+    # The recorded command names the data file by its name alone: the notes name no path of
+    # the machine they were measured on.
+    shown = [f.format(data=os.path.basename(data)) for f in COMMON] + RUNS[name]
+    display = "python -m kerasgen.train " + " ".join(shlex.quote(f) for f in shown)
     return dict(
         name=name,
         command=display,
