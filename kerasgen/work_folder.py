@@ -25,6 +25,7 @@ the loaders can use it too.
 import errno
 import fcntl
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -62,7 +63,10 @@ def model_bytes(model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and getattr(optimizer, "built", False):
         variables += list(optimizer.variables)
-    return sum(int(v.numpy().nbytes) if hasattr(v, "numpy") else 0 for v in variables)
+    import tensorflow as tf
+
+    # From shapes and dtypes: reading the values would copy every weight on each backup.
+    return sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
 
 
 def check_free_space(directory, needed_bytes, what):
