@@ -34,7 +34,7 @@ flags.DEFINE_boolean(
     "TensorFlow Serving runs XLA only experimentally).",
 )
 # Without these flags the export gets its model family's decoding defaults.
-_DECODING_FLAGS = ["max_new_tokens", "temperature", "num_beams"]
+_DECODING_FLAGS = ["max_new_tokens", "temperature", "num_beams", "length_ratio", "length_offset"]
 define_flags(DecodingConfig, names=_DECODING_FLAGS)
 
 FLAGS = flags.FLAGS

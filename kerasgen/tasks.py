@@ -14,9 +14,11 @@ folder, optimizer, compile, fit, save, export); a *task* supplies the rest:
 `task_for(model)` picks the task of a preset by its family.
 """
 
+import dataclasses
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kerasgen.data.corpus import load_corpus
@@ -25,6 +27,7 @@ from kerasgen.data.pipeline import count_tokens, language_model_dataset
 from kerasgen.data.translation_pipeline import translation_dataset
 from kerasgen.errors import UserInputError
 from kerasgen.evaluation.translation_quality import evaluate_translator, greedy_translator
+from kerasgen.losses import SparseCrossentropy
 from kerasgen.models import presets
 from kerasgen.serving import DecodingConfig, LanguageModelService
 from kerasgen.serving.translation_service import TranslationService
@@ -35,6 +38,9 @@ _EPOCH_SAMPLE_TOKENS = 48
 # Target tokens of the translations printed after each epoch: enough for a sentence.
 _EPOCH_TRANSLATION_TOKENS = 64
 _EVALUATION_EXAMPLES = 2000  # pairs per split for the exact-match figures printed after training
+# The share of training targets the measured decoding length limit must fit (see
+# `TranslationTask.length_limit`).
+_LENGTH_LIMIT_QUANTILE = 0.999
 
 
 class LanguageModelTask:
@@ -47,6 +53,16 @@ class LanguageModelTask:
 
     def default_decoding(self):
         return DecodingConfig()
+
+    def length_limit(self, corpus, tokenizers_, decoding):
+        """A language model's continuation has no source to follow: no measured limit."""
+        del corpus, tokenizers_, decoding
+        return None
+
+    def decoding_for(self, decoding, config):
+        """The run's decoding (nothing recorded to apply for a language model)."""
+        del config
+        return decoding
 
     def load_data(self, config, log):
         return load_corpus(
@@ -118,7 +134,12 @@ class LanguageModelTask:
                 f"({context_length} tokens); use --seq_len={context_length} or less"
             )
 
-    def compile_arguments(self, tokenizers_):
+    def compile_arguments(self, tokenizers_, config):
+        if config.label_smoothing:
+            raise UserInputError(
+                "--label_smoothing applies to encoder-decoders; a language model's loss is the "
+                "plain cross-entropy its perplexity is reported in."
+            )
         return dict(
             loss=keras.losses.SparseCategoricalCrossentropy(
                 from_logits=True, ignore_class=tokenizers_["tokenizer"].pad_id
@@ -194,6 +215,34 @@ class TranslationTask:
             num_beams=4,  # the usual NMT beam width
         )
 
+    def length_limit(self, corpus, tokenizers_, decoding):
+        """The decoding length limit the training pairs support, `{"ratio", "offset"}` (see
+        `DecodingConfig.length_ratio`): with the offset `decoding.length_offset`, the smallest
+        ratio, rounded up to a tenth, under which 99.9% of the training targets fit (tokens with
+        their end token; sources cut to `max_prompt_tokens` as the service cuts them). The
+        rest are outliers (a caption with an added sentence, a misaligned pair): a limit wide
+        enough for them would let every row run on."""
+        if not corpus.train:
+            return None
+        source, target = tokenizers_["source_tokenizer"], tokenizers_["target_tokenizer"]
+        source_lengths = _token_counts(source, [s for s, _ in corpus.train]) + 1
+        source_lengths = np.minimum(source_lengths, decoding.max_prompt_tokens)
+        target_lengths = _token_counts(target, [t for _, t in corpus.train]) + 1
+        offset = decoding.length_offset
+        needed = np.maximum(target_lengths - offset, 0) / source_lengths
+        ratio = math.ceil(10 * float(np.quantile(needed, _LENGTH_LIMIT_QUANTILE)) - 1e-9) / 10
+        return {"ratio": max(ratio, 0.1), "offset": offset}
+
+    def decoding_for(self, decoding, config):
+        """`decoding` with the run's measured length limit, unless it sets its own."""
+        if decoding.length_ratio or not config.length_limit:
+            return decoding
+        return dataclasses.replace(
+            decoding,
+            length_ratio=config.length_limit["ratio"],
+            length_offset=config.length_limit["offset"],
+        )
+
     def load_data(self, config, log):
         return load_parallel_corpus(
             data_path=config.data_path,
@@ -255,12 +304,10 @@ class TranslationTask:
     def check_model(self, model, config):
         pass
 
-    def compile_arguments(self, tokenizers_):
+    def compile_arguments(self, tokenizers_, config):
         return dict(
             # The pipeline's weights are 0 on padding; the mean is over real target tokens.
-            loss=keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True, reduction="mean_with_sample_weight"
-            ),
+            loss=SparseCrossentropy(config.label_smoothing, reduction="mean_with_sample_weight"),
             weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
 
@@ -332,6 +379,15 @@ class TranslationTask:
             "validation_loss": outcome.validation_loss,
             "exact_match": metrics["exact_match"],
         }
+
+
+def _token_counts(tokenizer, texts, batch_size=4096):
+    """Tokens of each text (int64 numpy `[len(texts)]`), tokenized in batches by the graph."""
+    counts = [
+        tokenizer.tokenize(tf.constant(texts[i : i + batch_size])).row_lengths().numpy()
+        for i in range(0, len(texts), batch_size)
+    ]
+    return np.concatenate(counts) if counts else np.zeros([0], np.int64)
 
 
 def _batching_arguments(config, tokenizer):

@@ -290,7 +290,7 @@ class WorkFolder:
         """`model.keras`; a damaged file is one line naming it."""
         import keras
 
-        from kerasgen import models  # noqa: F401  registers the model classes
+        from kerasgen import losses, models  # noqa: F401  register the loss and model classes
 
         try:
             return keras.models.load_model(self.model_path)

@@ -51,6 +51,19 @@ class DecodingConfig:
         "Beam search length penalty (GNMT alpha, >= 0).",
         minimum=0.0,
     )
+    # Encoder-decoders: a translation is about as long as its source, so a model that fails to
+    # end one must not run on to max_new_tokens (a repeated phrase, hundreds of tokens).
+    length_ratio: float = option(
+        0.0,  # off; a translation run measures it on its training pairs
+        "Encoder-decoders: a translation stops after ceil(length_ratio x its source tokens) + "
+        "length_offset new tokens, unless max_new_tokens stops it first; 0 = off.",
+        minimum=0.0,
+    )
+    length_offset: int = option(
+        10,  # room for a short source's longer translation ("Ja." -> "Yes, I am.")
+        "Encoder-decoders: the new tokens allowed beyond length_ratio x the source's.",
+        minimum=0,
+    )
     # Limits of the `*_with_controls` signature: they size its fixed buffers (stop-sequence
     # windows, per-token alternatives) and the rows one request may add (samples).
     max_stop_sequences: int = option(

@@ -403,6 +403,7 @@ class GenerationService:
         with tf.control_dependencies(checks):
             start = self._decoding_start(text)
             seeds = resolve_seeds(seed)
+        max_new_tokens = self._new_token_limits(start, max_new_tokens)
         result = self._sample_loop(start, max_new_tokens, temperature, top_k, top_p, seeds)
         return {
             "text": self._generated_texts(result),
@@ -489,7 +490,7 @@ class GenerationService:
             stop_ids, stop_lengths = self._stop_sequence_ids(stop_ids, batch)
             num_samples = tf.identity(num_samples)
         parameters = {
-            "max_new_tokens": max_new_tokens,
+            "max_new_tokens": self._new_token_limits(start, max_new_tokens),
             "temperature": temperature,
             "top_k": top_k,
             "top_p": top_p,
@@ -568,9 +569,8 @@ class GenerationService:
         checks = beam_search_checks(length_penalty, batch, batch_input=self.text_input)
         with tf.control_dependencies(checks):
             start = self._decoding_start(text)
-        result = self._beam_loop(
-            start, tf.fill([batch], self.config.max_new_tokens), length_penalty
-        )
+        max_new_tokens = self._new_token_limits(start, tf.fill([batch], self.config.max_new_tokens))
+        result = self._beam_loop(start, max_new_tokens, length_penalty)
         texts = self._generated_texts(result)
         return {
             "texts": tf.reshape(texts, [batch, self.config.num_beams]),
@@ -649,6 +649,12 @@ class GenerationService:
     def _score_warmup_inputs(self):
         """`{input_name: object array [2]}`: the `score` warmup request."""
         raise NotImplementedError
+
+    def _new_token_limits(self, start, max_new_tokens):
+        """Each row's limit of new tokens, int32 `[batch]`: the request's `max_new_tokens`,
+        or fewer where the family bounds a row by its input (a translation by its source)."""
+        del start
+        return max_new_tokens
 
     def _kept_state(self, state):
         """What of the sampling loop's final model state joins its result (dense tensors)."""

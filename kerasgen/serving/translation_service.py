@@ -22,7 +22,9 @@ class TranslationService(GenerationService):
         source_tokenizer, target_tokenizer: `kerasgen.tokenizers.Tokenizer`s.
         config: a `DecodingConfig`. For translation `max_prompt_tokens` bounds the *source*
             (longer sources keep their first tokens, the end token included); the target
-            buffer is `1 + max_new_tokens_cap` (the start token plus the translation).
+            buffer is `1 + max_new_tokens_cap` (the start token plus the translation). With
+            `length_ratio`, every signature stops a row after `ceil(length_ratio * source
+            tokens) + length_offset` new tokens if its `max_new_tokens` allows more.
         jit_compile: compile the decode loops with XLA.
 
     Signatures (see `GenerationService`):
@@ -103,6 +105,19 @@ class TranslationService(GenerationService):
             "prompt_ids": prompt_ids,
             "prompt_lengths": prompt_lengths,
         }
+
+    def _new_token_limits(self, start, max_new_tokens):
+        """A row's limit: `max_new_tokens`, or fewer when the config's `length_ratio` bounds
+        it by the source, `ceil(length_ratio * source tokens) + length_offset` (the source's
+        end token counted, as are the translation's)."""
+        if not self.config.length_ratio:
+            return max_new_tokens
+        source_ids = start["source_ids"]
+        source_lengths = tf.reduce_sum(
+            tf.cast(source_ids != self.source_tokenizer.pad_id, tf.float32), axis=1
+        )
+        limits = tf.cast(tf.math.ceil(self.config.length_ratio * source_lengths), tf.int32)
+        return tf.minimum(max_new_tokens, limits + self.config.length_offset)
 
     def _initial_state(self, start, *, sampling):
         state = self.model.encode(start["source_ids"])

@@ -46,6 +46,7 @@ RUN_INDEPENDENT_FIELDS = (
     "tpu",
     "time_budget_seconds",
     "plan",
+    "length_limit",
     "given_fields",
 )
 
@@ -171,6 +172,11 @@ def _train(task, config, folder, strategy, chief, decoding, callbacks, log):
     try:
         tokenizers = _tokenizers(task, config, data, files, staging, pretrained, record)
         decoding = decoding or task.default_decoding()
+        if config.length_limit is None:  # measured once, on the training pairs
+            config = dataclasses.replace(
+                config, length_limit=task.length_limit(data, tokenizers, decoding)
+            )
+        decoding = task.decoding_for(decoding, config)
         make_task_data, validation_data, epoch_batches = task.datasets(
             data, tokenizers, data_config, decoding
         )
@@ -438,7 +444,7 @@ def _compile(model, task, tokenizers, config):
         ),
         jit_compile=config.jit_compile,
         steps_per_execution=config.steps_per_execution,
-        **task.compile_arguments(tokenizers),
+        **task.compile_arguments(tokenizers, config),
     )
 
 
@@ -472,5 +478,5 @@ def service_for(workdir, decoding=None, *, jit_compile=False):
     default decoding unless `decoding` is given; and the run's `TrainConfig`."""
     model, tokenizers, config = load_trained(workdir)
     task = task_for(config.model)
-    decoding = (decoding or task.default_decoding()).fitted_to(model)
+    decoding = task.decoding_for(decoding or task.default_decoding(), config).fitted_to(model)
     return task.service(model, tokenizers, decoding, jit_compile=jit_compile), config

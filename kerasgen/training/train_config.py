@@ -114,6 +114,11 @@ class TrainConfig:
     )
     optimizer: str = option("adam", "adamw decays matrices only.", choices=True)
     weight_decay: float = option(0.0, "AdamW weight decay.", minimum=0.0)
+    label_smoothing: float = option(
+        0.0,
+        "Target probability mass spread over the vocabulary by the loss, in [0, 1).",
+        minimum=0.0,
+    )
     beta_2: float = option(0.999, "Adam's second-moment decay.", minimum=0.0)
     schedule: str = option(
         "constant",
@@ -170,6 +175,10 @@ class TrainConfig:
     # Written by the run, not given: the schedule as laid out for the run's length
     # (`total_steps`, `warmup_steps`), recorded in config.json.
     plan: dict | None = option(None, "The run's schedule plan.", flag=False)
+    # Written by an encoder-decoder's run: the decoding length limit measured on its training
+    # pairs (`{"ratio": r, "offset": b}`: at most ceil(r * source tokens) + b new tokens), which
+    # every export of the run applies (`kerasgen.tasks.TranslationTask.length_limit`).
+    length_limit: dict | None = option(None, "The measured decoding length limit.", flag=False)
     # Written by `for_model`: the fields the user gave (the command line's flags), so a run can
     # tell them from the preset recipe's values and the defaults (`is_given`). None: a config
     # built directly, whose fields count as given where they differ from the defaults.
@@ -181,6 +190,8 @@ class TrainConfig:
     def validate(self):
         """Raises `UserInputError` naming the first field whose value is invalid."""
         check_fields(self)
+        if not self.label_smoothing < 1:
+            raise UserInputError(f"label_smoothing must be below 1, got {self.label_smoothing}")
         if not self.beta_2 < 1:
             raise UserInputError(f"beta_2 must be below 1, got {self.beta_2}")
         if self.time_budget_seconds is not None and self.time_budget_seconds <= 0:

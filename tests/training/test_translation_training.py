@@ -1,6 +1,7 @@
 """Encoder-decoder training runs: a tiny one through the library, the command lines, and the
 slow quality run of the default date model."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 from kerasgen.evaluation.export_evaluation import evaluate_export
 from kerasgen.serving import DecodingConfig
 from kerasgen.training import TrainConfig, train_and_evaluate
+from kerasgen.work_folder import export_metadata_path
 
 # Short translations: an untrained tiny model rarely stops by itself, so this bounds the decoding.
 DECODING = DecodingConfig(
@@ -57,6 +59,16 @@ def test_tiny_run_trains_reports_exports_and_evaluates(pairs_file, tmp_path):
     assert len(result.samples) == 2
     for name in ("model.keras", "config.json", "source_tokenizer", "target_tokenizer"):
         assert os.path.exists(tmp_path / "wd" / name)
+    # The decoding length limit measured on the training pairs: the longest targets ("river
+    # field", 11 characters and the end token) from 2 words and the end token need
+    # (12 - 10) / 3 = 0.67, rounded up to 0.7. The run records it and the export applies it.
+    assert result.config.length_limit == {"ratio": 0.7, "offset": 10}
+    assert TrainConfig.from_json((tmp_path / "wd" / "config.json").read_text()).length_limit == {
+        "ratio": 0.7,
+        "offset": 10,
+    }
+    recorded = json.loads(open(export_metadata_path(result.export_path)).read())["decoding"]
+    assert (recorded["length_ratio"], recorded["length_offset"]) == (0.7, 10)
     plot = tmp_path / "attention.png"
     rows = evaluate_export(result.export_path, data_path=pairs_file, max_examples=20, max_new_tokens=12,
                            plot_path=str(plot), num_plots=2, log=lines.append)  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from kerasgen.errors import UserInputError
+from kerasgen.losses import SparseCrossentropy
 from kerasgen.serving import DecodingConfig
 from kerasgen.training import TrainConfig, WorkdirMismatchError, train_and_evaluate
 from kerasgen.training.init_from import InitFromError
@@ -69,6 +70,7 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
         schedule="cosine",
         warmup_steps=2,
         jit_compile=True,
+        label_smoothing=0.1,
     )
     workdir = str(tmp_path / "wd")
     result = train_and_evaluate(config, workdir, decoding=DECODING, log=_quiet)
@@ -86,6 +88,10 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
     )
     assert recorded["jit_compile"] is True
     assert recorded["plan"] == {"total_steps": 3, "warmup_steps": 2}
+    assert recorded["label_smoothing"] == 0.1
+    assert isinstance(result.model.loss, SparseCrossentropy)
+    assert result.model.loss.label_smoothing == 0.1
+    assert recorded["length_limit"]["ratio"] > 0
 
     exported = subprocess.run(
         [sys.executable, "-m", "kerasgen.export", f"--workdir={workdir}",
@@ -116,6 +122,8 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
     metadata = json.loads((version / "assets" / "kerasgen_export.json").read_text())
     assert metadata["train_config"]["optimizer"] == "adamw"
     assert metadata["decoding"]["temperature"] == 0.0  # translation's default: greedy
+    # The re-export applies the length limit the run measured.
+    assert metadata["decoding"]["length_ratio"] == recorded["length_limit"]["ratio"]
 
 
 def test_model_config_overrides_are_recorded_and_kept(pairs_file, tmp_path):
