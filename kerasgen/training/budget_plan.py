@@ -24,7 +24,9 @@ where every time counts from the start of training (the budget's clock, `fit_mod
 - `training_deadline = budget - reserve`, the reserve being what follows training: one more
   validation pass (the safety net's stop, below, ends an epoch early and validates there),
   `FINAL_SECONDS` for reloading the best weights and saving `model.keras`, and the final
-  samples and the export when the run makes them (`SAMPLES_SECONDS`, `EXPORT_SECONDS`).
+  samples and the export when the run makes them (`SAMPLES_SECONDS`, `EXPORT_SECONDS`), and
+  the task's own evaluation (`evaluation_seconds`: a translation run translates up to 2,000
+  validation pairs).
   The fixed allowances were measured on 2 CPU cores with the `text_generator_budget` and
   the tiny presets, rounded up.
 
@@ -129,13 +131,15 @@ def measuring_steps(steps_per_execution):
     return math.ceil(steps / steps_per_execution) * steps_per_execution
 
 
-def plan_length(config, measurement, *, validation_batches):
+def plan_length(config, measurement, *, validation_batches, evaluation_seconds=0.0):
     """`config` with its length planned for its budget (see the module docstring).
 
     Args:
         config: the run's `TrainConfig`, its `plan` provisional (`provisional_plan`).
         measurement: a `StepMeasurement`.
         validation_batches: batches of one validation pass (0: none).
+        evaluation_seconds: what the task's evaluation after training will take (a
+            translation run's greedy translations of its validation pairs), reserved too.
 
     Returns:
         `config` with `epochs`, `steps_per_epoch` and `plan` set: the plan holds `total_steps`
@@ -157,6 +161,7 @@ def plan_length(config, measurement, *, validation_batches):
     )
     reserve = (
         validation
+        + evaluation_seconds
         + FINAL_SECONDS
         + (SAMPLES_SECONDS if samples else 0)
         + (EXPORT_SECONDS if config.export else 0)

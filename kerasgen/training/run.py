@@ -218,6 +218,7 @@ def _train(task, config, folder, strategy, chief, decoding, callbacks, log):
             config,
             measurement,
             validation_batches=0 if validation_data is None else count_batches(validation_data),
+            evaluation_seconds=task.evaluation_seconds(data, measurement.step_seconds),
         )
         log(budget_plan.describe(planned))
         if chief:

@@ -132,6 +132,12 @@ def test_the_plan_fills_the_budget_with_whole_epochs_after_its_reserve():
     )
     assert with_export.plan["reserved_seconds"] == pytest.approx(2.5 + 15 + 2)
     assert with_export.plan["total_steps"] < 700
+    # The task's evaluation after training (a translation run's) is reserved for too.
+    evaluated = plan_length(config, measured, validation_batches=8, evaluation_seconds=12.5)
+    assert evaluated.plan["reserved_seconds"] == pytest.approx(2.5 + 12.5)
+    # Epoch ends may take a tenth of the 81 s left: 3 of 2.05 s, not 4. (85 - 4 - 3 * 2.05) /
+    # 0.125 = 598 steps after the first 20: 618, as 3 epochs of 206.
+    assert (evaluated.epochs, evaluated.steps_per_epoch) == (3, 206)
     # A budget too short for its epochs gets fewer: (7.5 - 4 - 2.05) / 0.125 = 11 more steps.
     short = plan_length(
         TrainConfig(**{**vars(config), "time_budget_seconds": 10.0}),
