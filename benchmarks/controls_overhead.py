@@ -9,7 +9,8 @@ temperature 0.8 with fixed seeds, and for `generate_with_controls` every control
 sequence, repetition penalty 1, no n-gram ban, no minimum length, one sample). Both return the
 same tokens, so the ratio of their median times is the ratio of their times per token. The
 controls signature still returns what `generate` does not: every token's text and
-log-probability and the `top_logprobs` (the export's default, 5) alternatives of every step.
+log-probability. A third call asks, with every other control off, for the export's limit of
+alternatives per token (`top_logprobs` 5, the default `max_top_logprobs`): what they cost.
 
 So that no row stops early at the end token, the reserved ids (pad, start, end, unknown) never
 win: their output bias is -1000 (TextGenerator), or their embedding rows hold -1000 in one
@@ -74,8 +75,9 @@ def build_models(directory):
 
 
 def signature_calls(service, batch, new_tokens):
-    """(generate, generate_with_controls with every control off): each returns the number of
-    generated tokens, after fetching every output."""
+    """(generate, generate_with_controls with every control off, the same asking for the
+    export's limit of alternatives): each returns the number of generated tokens, after
+    fetching every output."""
     request = dict(
         prompt=tf.fill([batch], ""),
         max_new_tokens=tf.fill([batch], new_tokens),
@@ -90,6 +92,10 @@ def signature_calls(service, batch, new_tokens):
         no_repeat_ngram_size=tf.zeros([batch], tf.int32),
         min_new_tokens=tf.zeros([batch], tf.int32),
         num_samples=tf.ones([batch], tf.int32),
+        top_logprobs=tf.zeros([batch], tf.int32),
+    )
+    alternatives = dict(
+        controls_off, top_logprobs=tf.fill([batch], service.config.max_top_logprobs)
     )
 
     def fetch(outputs):
@@ -103,7 +109,10 @@ def signature_calls(service, batch, new_tokens):
     def with_controls():
         return fetch(service.generate_with_controls(**request, **controls_off))
 
-    return generate, with_controls
+    def with_alternatives():
+        return fetch(service.generate_with_controls(**request, **alternatives))
+
+    return generate, with_controls, with_alternatives
 
 
 def paired_ratio(base, other, rounds):
@@ -142,15 +151,21 @@ def main():
         max_prompt_tokens=8, max_new_tokens_cap=args.new_tokens, max_new_tokens=args.new_tokens
     )
     lines = [
-        "| model | mode | tokens per call | generate_with_controls (off) / generate |",
-        "| --- | --- | --- | --- |",
+        "| model | mode | tokens per call | generate_with_controls (off) / generate "
+        f"| with top_logprobs={config.max_top_logprobs} / generate |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for name, (model, tokenizer) in build_models(directory).items():
         for mode, xla in (("graph", False), ("XLA", True)):
             service = LanguageModelService(model, tokenizer, config, jit_compile=xla)
-            generate, with_controls = signature_calls(service, args.batch, args.new_tokens)
+            generate, with_controls, with_alternatives = signature_calls(
+                service, args.batch, args.new_tokens
+            )
             ratio, tokens = paired_ratio(generate, with_controls, args.repeats)
-            lines.append(f"| {name} | {mode} | {tokens} | {ratio:.2f}x |")
+            alternatives_ratio, _ = paired_ratio(generate, with_alternatives, args.repeats)
+            lines.append(
+                f"| {name} | {mode} | {tokens} | {ratio:.2f}x | {alternatives_ratio:.2f}x |"
+            )
             print(lines[-1], flush=True)
     print(
         f"\nEvery control off, {args.batch} prompts x {args.new_tokens} new tokens, temperature "

@@ -178,8 +178,16 @@ def _controls_call(export, text_input, signature_name):
             f"{export.path}: the export has no {signature_name!r} signature (made before the "
             "generation controls); export it again to use --stop, --num_samples, ..."
         )
+    if "top_logprobs" not in export.input_names(signature_name):
+        raise UserInputError(
+            f"{export.path}: the export's {signature_name!r} signature has no top_logprobs "
+            "input (made before it); export it again to use the generation controls"
+        )
     signature = export._signature(signature_name)
     stops = [stop.encode("utf-8") for stop in FLAGS.stop or []]
+    # --show_logprobs shows as many alternatives per token as the export allows.
+    top = export.metadata().get("decoding", {}).get("max_top_logprobs", 0)
+    top = top if FLAGS.show_logprobs else 0
 
     def decoded(values):
         return [v.decode("utf-8", errors="replace") for v in values.tolist()]
@@ -200,6 +208,7 @@ def _controls_call(export, text_input, signature_name):
             ),
             min_new_tokens=int32_vector("min_new_tokens", [FLAGS.min_new_tokens] * count),
             num_samples=int32_vector("num_samples", [FLAGS.num_samples] * count),
+            top_logprobs=int32_vector("top_logprobs", [top] * count),
         )
         values = {key: value.numpy() for key, value in outputs.items()}
         rows = []

@@ -76,9 +76,9 @@ class DecodingConfig:
         "The longest stop sequence, in tokens of the generated text.",
         minimum=1,
     )
-    top_logprobs: int = option(
-        5,  # enough to see what the model hesitated between; each one costs a top-k per step
-        "Most likely alternatives returned with each generated token's log-probability.",
+    max_top_logprobs: int = option(
+        5,  # enough to see what the model hesitated between; a request asking costs a top-k
+        "The most alternatives one request may ask for with each generated token (top_logprobs).",
         minimum=0,
     )
     max_num_samples: int = option(

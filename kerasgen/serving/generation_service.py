@@ -66,11 +66,19 @@ CONTROL_PARAMETERS = {
     "no_repeat_ngram_size": (tf.int32, 0),
     "min_new_tokens": (tf.int32, 0),
     "num_samples": (tf.int32, 1),
+    "top_logprobs": (tf.int32, 0),
 }
 
 
 def warmup_requests(
-    *, text_input, texts, sampling_signature, controls_signature, score_inputs, length_penalty
+    *,
+    text_input,
+    texts,
+    sampling_signature,
+    controls_signature,
+    score_inputs,
+    length_penalty,
+    max_top_logprobs,
 ):
     """One small two-row request per signature, for TensorFlow Serving's warmup file.
 
@@ -83,6 +91,7 @@ def warmup_requests(
         score_inputs: `{input_name: object array [2]}` of the `score` signature.
         length_penalty: Python float, the first row's beam-search length penalty (the second
             row takes 0, no penalty).
+        max_top_logprobs: Python int, the export's limit of `top_logprobs`.
 
     Returns:
         `{signature_name: {input_name: array}}`.
@@ -93,7 +102,7 @@ def warmup_requests(
         controls_signature: {
             text_input: texts,
             **sampling_warmup_parameters(),
-            **controls_warmup_parameters(),
+            **controls_warmup_parameters(max_top_logprobs),
         },
         "beam_search": {
             text_input: texts,
@@ -165,7 +174,7 @@ class GenerationService:
             same outputs, plus the family's own (`_sampling_outputs`).
         <controls_signature>(<text>, max_new_tokens, temperature, top_k, top_p, seed,
             stop_sequences `[batch, k]`, repetition_penalty, no_repeat_ngram_size,
-            min_new_tokens, num_samples) → `[batch, samples, ...]` outputs; see
+            min_new_tokens, num_samples, top_logprobs) → `[batch, samples, ...]` outputs; see
             `_sample_with_controls`.
         beam_search(<text>, length_penalty) → texts, scores `[batch, num_beams]`.
         score(<score_inputs>) → log_prob, num_tokens (the end token included).
@@ -188,10 +197,10 @@ class GenerationService:
     warmup_texts = None  # object array [2] of bytes: the text of the warmup requests' rows
 
     def __init__(self, model, tokenizer, config, *, jit_compile=False):
-        if config.top_logprobs > tokenizer.vocab_size:
+        if config.max_top_logprobs > tokenizer.vocab_size:
             raise UserInputError(
-                f"top_logprobs={config.top_logprobs} is more than the {tokenizer.vocab_size} "
-                "tokens of the vocabulary"
+                f"max_top_logprobs={config.max_top_logprobs} is more than the "
+                f"{tokenizer.vocab_size} tokens of the vocabulary"
             )
         self.model = model
         self.tokenizer = tokenizer
@@ -248,6 +257,7 @@ class GenerationService:
             controls_signature=self.controls_signature,
             score_inputs=self._score_warmup_inputs(),
             length_penalty=self.config.length_penalty,
+            max_top_logprobs=self.config.max_top_logprobs,
         )
 
     def named_tokenizers(self):
@@ -297,7 +307,7 @@ class GenerationService:
         result, state = self._decode(strategy, start, sampling=True)
         return {**result, **self._kept_state(state)}
 
-    def _controls_loop_impl(self, start, parameters, controls):
+    def _controls_loop_impl(self, start, parameters, controls, top_logprobs):
         """The sampling loop with per-token outputs and, unless `controls` is None, the
         processors and stop sequences.
 
@@ -308,10 +318,13 @@ class GenerationService:
                 and no stop-sequence op in the loop), or `{repetition_penalty,
                 no_repeat_ngram_size, min_new_tokens}` `[rows]` and `stop_sequences` int32
                 `[rows, K, L]` with `stop_sequence_lengths` `[rows, K]`.
+            top_logprobs: Python int, the alternatives the loop ranks at each step: the
+                export's limit, or 0 when no row asks for any (no top-k in the loop).
 
         Returns:
             The strategy's dense result (`kerasgen.decoding.SamplingStrategy.finalize`), with
-            `token_log_probs`, `top_token_ids`, `top_log_probs` and `stop_sequence_index`.
+            `token_log_probs`, `top_token_ids` and `top_log_probs` (`[rows, length,
+            top_logprobs]`) and `stop_sequence_index`.
         """
         strategy = SamplingStrategy(
             end_id=self.tokenizer.end_id,
@@ -319,7 +332,7 @@ class GenerationService:
             **parameters,
             **(controls or {}),
             token_log_probs=True,
-            top_logprobs=self.config.top_logprobs,
+            top_logprobs=top_logprobs,
         )
         # sampling=False: nothing of the final model state is returned (translate's attention
         # buffer would only cost here).
@@ -327,7 +340,7 @@ class GenerationService:
         rows = tf.shape(result["num_tokens"])[0]
         if controls is None:
             result["stop_sequence_index"] = tf.fill([rows], -1)
-        if not self.config.top_logprobs:  # the outputs keep their rank: `[..., 0]`
+        if not top_logprobs:  # the outputs keep their rank: `[..., 0]`
             max_length = tf.shape(result["tokens"])[1]
             result["top_token_ids"] = tf.zeros([rows, max_length, 0], tf.int32)
             result["top_log_probs"] = tf.zeros([rows, max_length, 0], tf.float32)
@@ -425,6 +438,7 @@ class GenerationService:
         no_repeat_ngram_size,
         min_new_tokens,
         num_samples,
+        top_logprobs,
     ):
         """The controls signature: the sampling signature's inputs plus every generation
         control, and `[batch, samples, ...]` outputs with per-token log-probabilities.
@@ -444,6 +458,9 @@ class GenerationService:
             num_samples: int32 `[batch]`, in `[1, max_num_samples]` [1]: independent samples
                 of the row; sample 0 uses the row's seed, sample `i` a seed derived from it
                 (`kerasgen.decoding.sample_seeds`), so each is reproducible alone.
+            top_logprobs: int32 `[batch]`, in `[0, max_top_logprobs]` [0]: how many of the
+                model's most likely tokens to return with each generated token. When no row
+                asks for any, the loop ranks none (a top-k per step is what they cost).
 
         Outputs, `samples` being the batch's largest `num_samples` (a row asking for fewer gets
         "" / 0 / -1 in its unused samples, with `num_tokens` 0) and `tokens` the largest
@@ -457,15 +474,17 @@ class GenerationService:
             token_log_probs float32 `[batch, samples, tokens]`: each token's log-probability
                 under the model (temperature 1, before processors and filters; 0 past
                 `num_tokens`); they sum to `log_prob`.
-            top_token_texts string, top_log_probs float32 `[batch, samples, tokens,
-                top_logprobs]`: the model's most likely tokens at each step, most likely first.
+            top_token_texts string, top_log_probs float32 `[batch, samples, tokens, top]`:
+                the model's most likely tokens at each step, most likely first, `top` being
+                the batch's largest `top_logprobs` (a row asking for fewer gets "" / 0 in the
+                columns past its own).
         """
         text, max_new_tokens, temperature, top_k, top_p, seed = ensure_batch_vectors(
             text, max_new_tokens, temperature, top_k, top_p, seed
         )
-        repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples = (
+        repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples, top_logprobs = (
             ensure_batch_vectors(
-                repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples
+                repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples, top_logprobs
             )
         )
         stop_sequences = ensure_batch_matrix(stop_sequences)
@@ -483,12 +502,14 @@ class GenerationService:
             no_repeat_ngram_size=no_repeat_ngram_size,
             min_new_tokens=min_new_tokens,
             num_samples=num_samples,
+            top_logprobs=top_logprobs,
         )
         with tf.control_dependencies(checks):
             start = self._decoding_start(text)
             seeds = resolve_seeds(seed)
             stop_ids, stop_lengths = self._stop_sequence_ids(stop_ids, batch)
             num_samples = tf.identity(num_samples)
+            top_logprobs = tf.identity(top_logprobs)
         parameters = {
             "max_new_tokens": self._new_token_limits(start, max_new_tokens),
             "temperature": temperature,
@@ -512,16 +533,30 @@ class GenerationService:
                 tf.reduce_any(stop_lengths > 0),
             ]
         )
+        top = tf.reduce_max(tf.concat([top_logprobs, [0]], axis=0))  # the batch's largest
+        most_top = self.config.max_top_logprobs
         # A batch with every control off runs the sampling loop on its own rows, without any
         # control's ops: the repeated rows, the processors' per-step conditionals and the
-        # stop-sequence windows are what made the controls cost when off.
+        # stop-sequence windows are what made the controls cost when off; and without the
+        # per-step top-k unless a row asks for alternatives.
         result = tf.cond(
             every_control_off,
-            lambda: self._controls_loop(start, parameters, None),
+            lambda: tf.cond(
+                top > 0,
+                lambda: self._controls_loop(start, parameters, None, most_top),
+                lambda: self._controls_loop(start, parameters, None, 0),
+            ),
             lambda: self._controls_loop(
-                *_sample_rows(start, parameters, controls, num_samples, samples)
+                *_sample_rows(start, parameters, controls, num_samples, samples), most_top
             ),
         )
+        # Each row's own number of alternatives, within the batch's largest.
+        row_top = tf.repeat(top_logprobs, samples)[:, tf.newaxis, tf.newaxis]  # [rows, 1, 1]
+        asked = tf.range(tf.shape(result["top_token_ids"])[2])[tf.newaxis, tf.newaxis] < row_top
+        result["top_token_ids"] = tf.where(asked, result["top_token_ids"], self.tokenizer.pad_id)[
+            ..., :top
+        ]
+        result["top_log_probs"] = tf.where(asked, result["top_log_probs"], 0.0)[..., :top]
         return group_samples(self._per_token_outputs(result), samples)
 
     def _stop_sequence_ids(self, stop_ids, batch):

@@ -26,6 +26,7 @@ def language_model_warmup_inputs(signature_names):
         controls_signature=LanguageModelService.controls_signature,
         score_inputs={"text": _WARMUP_PROMPTS},
         length_penalty=DecodingConfig.length_penalty,
+        max_top_logprobs=DecodingConfig.max_top_logprobs,
     )
     return {name: inputs for name, inputs in requests.items() if name in signature_names}
 
@@ -47,7 +48,8 @@ class LanguageModelService(GenerationService):
         generate(prompt, max_new_tokens, temperature, top_k, top_p, seed) → the same outputs.
         generate_with_controls(prompt, max_new_tokens, temperature, top_k, top_p, seed,
             stop_sequences, repetition_penalty, no_repeat_ngram_size, min_new_tokens,
-            num_samples) → `[batch, samples, ...]` texts with per-token log-probabilities.
+            num_samples, top_logprobs) → `[batch, samples, ...]` texts with per-token
+            log-probabilities.
         beam_search(prompt, length_penalty) → texts, scores `[batch, num_beams]`.
         score(text) → log_prob, num_tokens (start and end tokens included in the scoring).
     """

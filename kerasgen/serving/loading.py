@@ -77,6 +77,10 @@ class LoadedExport:
     def signature_names(self):
         return set(self._signatures)
 
+    def input_names(self, name):
+        """The names of signature `name`'s inputs."""
+        return set(self._signatures[name].structured_input_signature[1])
+
     def metadata(self):
         """The export's `assets/kerasgen_export.json` (how it was made), or {} if absent."""
         path = export_metadata_path(self.path)

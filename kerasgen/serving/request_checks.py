@@ -106,6 +106,7 @@ def control_checks(
     no_repeat_ngram_size,
     min_new_tokens,
     num_samples,
+    top_logprobs,
 ):
     """The checks of the generation controls (`generate_with_controls`, ...).
 
@@ -115,15 +116,15 @@ def control_checks(
         batch_input: the name of the signature's text input, for messages.
         stop_sequences: string `[batch, k]`, as given.
         stop_sequence_lengths: int `[batch * k]`, each stop sequence's length in tokens.
-        repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples: the `[batch]`
-            inputs.
+        repetition_penalty, no_repeat_ngram_size, min_new_tokens, num_samples, top_logprobs:
+            the `[batch]` inputs.
 
     Returns:
         The assertion ops; run what depends on the inputs under `tf.control_dependencies`.
     """
     penalty_message = "repetition_penalty must be a finite number > 0 (1 means off)"
     samples, stops = config.max_num_samples, config.max_stop_sequences
-    longest = config.max_stop_sequence_tokens
+    longest, most_top = config.max_stop_sequence_tokens, config.max_top_logprobs
     same_batch = _same_batch_checks(
         batch,
         batch_input,
@@ -132,6 +133,7 @@ def control_checks(
         no_repeat_ngram_size=no_repeat_ngram_size,
         min_new_tokens=min_new_tokens,
         num_samples=num_samples,
+        top_logprobs=top_logprobs,
     )
     return same_batch + [
         tf.debugging.assert_less_equal(
@@ -160,6 +162,14 @@ def control_checks(
             samples,
             message=f"num_samples must be <= {samples}, the limit of this export",
         ),
+        tf.debugging.assert_non_negative(
+            top_logprobs, message="top_logprobs must be >= 0 (0 means none)"
+        ),
+        tf.debugging.assert_less_equal(
+            top_logprobs,
+            most_top,
+            message=f"top_logprobs must be <= {most_top}, the limit of this export",
+        ),
     ]
 
 
@@ -182,13 +192,15 @@ def sampling_warmup_parameters():
     }
 
 
-def controls_warmup_parameters():
+def controls_warmup_parameters(max_top_logprobs):
     """The control inputs of a two-row warmup request: every control off in the first row,
-    every control on in the second (two stop sequences, two samples)."""
+    every control on in the second (two stop sequences, two samples, alternatives up to
+    `max_top_logprobs`, the export's limit)."""
     return {
         "stop_sequences": np.array([[b"", b""], [b".", b"\n"]], dtype=object),
         "repetition_penalty": np.array([1.0, 1.3], np.float32),
         "no_repeat_ngram_size": np.array([0, 2], np.int32),
         "min_new_tokens": np.array([0, 1], np.int32),
         "num_samples": np.array([1, 2], np.int32),
+        "top_logprobs": np.array([0, min(2, max_top_logprobs)], np.int32),
     }

@@ -37,7 +37,7 @@ class TranslationService(GenerationService):
             `target_tokens` `[batch, target_len]` (reserved ids as "", the end token too).
         translate_with_controls(source, max_new_tokens, temperature, top_k, top_p, seed,
             stop_sequences, repetition_penalty, no_repeat_ngram_size, min_new_tokens,
-            num_samples) → `[batch, samples, ...]` translations with per-token
+            num_samples, top_logprobs) → `[batch, samples, ...]` translations with per-token
             log-probabilities (no attention); the prompt the controls see is the start token.
         beam_search(source, length_penalty) → texts, scores `[batch, num_beams]`.
         score(source, target) → log_prob, num_tokens of the target given the source (end

@@ -197,6 +197,7 @@ def _controls_outputs(path, signature_name, **inputs):
         no_repeat_ngram_size=tf.zeros([count], tf.int32),
         min_new_tokens=tf.zeros([count], tf.int32),
         num_samples=tf.ones([count], tf.int32),
+        top_logprobs=tf.zeros([count], tf.int32),
     )
     signature = tf.saved_model.load(path).signatures[signature_name]
     return signature(**{**defaults, **inputs})
@@ -220,6 +221,7 @@ def test_the_generation_controls_use_the_controls_signature_and_print_a_logprob_
         stop_sequences=tf.constant([["e", "a"]]),
         repetition_penalty=tf.constant([1.2]),
         num_samples=tf.constant([2]),
+        top_logprobs=tf.constant([DecodingConfig().max_top_logprobs]),  # the export's limit
     )
     blocks = result.stdout.split("\n\n")
     for sample in range(2):
@@ -229,8 +231,12 @@ def test_the_generation_controls_use_the_controls_signature_and_print_a_logprob_
         assert lines[1].split() == ["token", "log_prob", "alternatives"]
         num_tokens = int(expected["num_tokens"][0, sample])
         assert len(lines) == 2 + num_tokens
-        for line, log_prob in zip(lines[2:], expected["token_log_probs"][0, sample], strict=False):
-            assert f"{float(log_prob):.3f}" in line
+        for step, line in enumerate(lines[2:]):
+            assert f"{float(expected['token_log_probs'][0, sample, step]):.3f}" in line
+            alternatives = line.split("  ")[-1].split(", ")
+            top = expected["top_log_probs"][0, sample, step].numpy()
+            assert len(alternatives) == len(top) == DecodingConfig().max_top_logprobs
+            assert [a.rsplit(" ", 1)[1] for a in alternatives] == [f"{p:.3f}" for p in top]
 
 
 def test_a_stop_sequence_on_a_translation_export(translation_export):

@@ -32,7 +32,7 @@ DECODING = DecodingConfig(
     num_beams=2,
     max_stop_sequences=2,
     max_stop_sequence_tokens=4,
-    top_logprobs=3,
+    max_top_logprobs=3,
     max_num_samples=4,
 )
 FAMILIES = {
@@ -54,7 +54,11 @@ CONTROLS_OFF = {
     "no_repeat_ngram_size": np.array([0, 0, 0], np.int32),
     "min_new_tokens": np.array([0, 0, 0], np.int32),
     "num_samples": np.array([1, 1, 1], np.int32),
+    "top_logprobs": np.array([0, 0, 0], np.int32),
 }
+# Every control off, but alternatives asked for: all the export allows, none, one (the greedy
+# row).
+TOP_LOGPROBS = [3, 0, 1]
 # Every control on in the first rows; the stop sequences are chosen from each export's own
 # output (see the script), so they are known to occur.
 CONTROLS_ON = {
@@ -62,6 +66,7 @@ CONTROLS_ON = {
     "no_repeat_ngram_size": np.array([2, 0, 3], np.int32),
     "min_new_tokens": np.array([3, 2, 0], np.int32),
     "num_samples": np.array([4, 2, 1], np.int32),
+    "top_logprobs": np.array([3, 2, 1], np.int32),
 }
 
 
@@ -135,13 +140,15 @@ for job in json.loads(sys.argv[1]):
         request = {job["text_input"]: job["texts"], **job["sampling"]}
         sampled = run(job["sampling_signature"], request)
         off = run(job["controls_signature"], {**request, **job["off"]})
+        top = run(job["controls_signature"],
+                  {**request, **job["off"], "top_logprobs": job["top_logprobs"]})
         stops = [[stop_of(tokens[0], count[0]), ""]
                  for tokens, count in zip(off["token_texts"], off["num_tokens"])]
         stopped = run(job["controls_signature"], {**request, **job["off"], "stop_sequences": stops})
         on_request = {**request, **job["on"], "stop_sequences": stops}
         on = run(job["controls_signature"], on_request)
         again = run(job["controls_signature"], on_request)
-    report.append(dict(sampled=sampled, off=off, stops=stops, stopped=stopped, on=on,
+    report.append(dict(sampled=sampled, off=off, top=top, stops=stops, stopped=stopped, on=on,
                        again=again))
 print(json.dumps(report))
 """
@@ -163,7 +170,8 @@ def fresh_process_report(exports):
         jobs.append(
             dict(path=exports[family, jit_compile][1], text_input=text_input,
                  sampling_signature=sampling, controls_signature=controls, texts=texts,
-                 sampling=_listed(SAMPLING), off=_listed(CONTROLS_OFF), on=_listed(CONTROLS_ON))
+                 sampling=_listed(SAMPLING), off=_listed(CONTROLS_OFF), on=_listed(CONTROLS_ON),
+                 top_logprobs=TOP_LOGPROBS)
         )  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(jobs)],
@@ -189,16 +197,42 @@ def test_controls_off_give_the_sampling_signatures_text_and_log_probs(
     assert [row[0] for row in off["num_tokens"]] == sampled["num_tokens"]
     np.testing.assert_allclose(np.array(off["log_prob"])[:, 0], sampled["log_prob"], rtol=1e-5)
     assert np.array(off["stop_sequence_index"]).tolist() == [[-1]] * 3
-    # Per-token outputs: [batch, 1, tokens] and [batch, 1, tokens, top_logprobs].
+    # Per-token outputs: [batch, 1, tokens], and no alternatives asked for: [batch, 1, tokens, 0].
     width = max(sampled["num_tokens"])
     assert np.array(off["token_texts"]).shape == (3, 1, width)
-    assert np.array(off["top_log_probs"]).shape == (3, 1, width, DECODING.top_logprobs)
+    assert np.array(off["top_log_probs"]).shape == (3, 1, width, 0)
     for row in range(3):
         texts = off["token_texts"][row][0]
         assert "".join(texts) == sampled["text"][row]  # character level; the end token is ""
+
+
+@pytest.mark.parametrize("family,jit_compile", CASES, ids=CASE_IDS)
+def test_top_logprobs_per_row_give_that_many_alternatives_and_the_same_text(
+    fresh_process_report, family, jit_compile
+):
+    report = fresh_process_report[family, jit_compile]
+    off, top = report["off"], report["top"]
+    for key in ("text", "num_tokens", "token_texts", "token_log_probs"):
+        assert top[key] == off[key], key  # ranking alternatives changes nothing else
+    width = max(off["num_tokens"][row][0] for row in range(3))
+    assert np.array(top["top_log_probs"]).shape == (3, 1, width, max(TOP_LOGPROBS))
+    for row, asked in enumerate(TOP_LOGPROBS):
+        count = top["num_tokens"][row][0]
+        texts = np.array(top["top_token_texts"][row][0], object)[:count]
+        log_probs = np.array(top["top_log_probs"][row][0])[:count]
+        # Past the row's own number: "" and 0; within it, sorted, the chosen token no likelier
+        # than the first.
+        assert (texts[:, asked:] == "").all() and (log_probs[:, asked:] == 0).all()
+        if asked:
+            assert (log_probs[:, :asked] < 0).all()
+            assert np.all(np.diff(log_probs[:, :asked], axis=-1) <= 0)
+            chosen = np.array(top["token_log_probs"][row][0])[:count]
+            assert np.all(chosen <= log_probs[:, 0] + 1e-6)
     # The greedy row's token is the model's most likely one.
-    greedy = slice(0, sampled["num_tokens"][2])
-    assert off["token_texts"][2][0][greedy] == [t[0] for t in off["top_token_texts"][2][0]][greedy]
+    greedy = top["num_tokens"][2][0]
+    assert (
+        top["token_texts"][2][0][:greedy] == [t[0] for t in top["top_token_texts"][2][0]][:greedy]
+    )
 
 
 @pytest.mark.parametrize("family,jit_compile", CASES, ids=CASE_IDS)
@@ -240,8 +274,12 @@ def test_every_control_at_once(fresh_process_report, family, jit_compile):
             np.testing.assert_allclose(
                 sum(on["token_log_probs"][row][sample]), on["log_prob"][row][sample], rtol=1e-5
             )
-            # Sorted alternatives, the chosen token never above the most likely.
+            # The row's own number of alternatives (0 past it), sorted, the chosen token never
+            # above the most likely.
+            asked = CONTROLS_ON["top_logprobs"][row]
             top = np.array(on["top_log_probs"][row][sample])[: on["num_tokens"][row][sample]]
+            assert (top[:, asked:] == 0).all()
+            top = top[:, :asked]
             assert np.all(np.diff(top, axis=-1) <= 0)
             assert np.all(np.array(on["token_log_probs"][row][sample])[: len(top)] <= top[:, 0])
             # min_new_tokens: no end token and no stop sequence before that many tokens
@@ -330,7 +368,7 @@ def test_the_limits_are_recorded_in_the_export(exports):
         record = json.load(f)
     decoding = record["decoding"]
     assert [decoding[k] for k in ("max_stop_sequences", "max_stop_sequence_tokens")] == [2, 4]
-    assert [decoding[k] for k in ("top_logprobs", "max_num_samples")] == [3, 4]
+    assert [decoding[k] for k in ("max_top_logprobs", "max_num_samples")] == [3, 4]
     assert "translate_with_controls" in record["signatures"]
 
 
@@ -359,6 +397,8 @@ def _request(**change):
         (dict(num_samples=[1, 0, 1]), "num_samples must be >= 1"),
         (dict(num_samples=[1, 5, 1]), "num_samples must be <= 4, the limit of this export"),
         (dict(num_samples=[1, 1]), "num_samples must have one value per row"),
+        (dict(top_logprobs=[0, -1, 0]), "top_logprobs must be >= 0"),
+        (dict(top_logprobs=[0, 4, 0]), "top_logprobs must be <= 3, the limit of this export"),
         (dict(max_new_tokens=[17, 1, 1]), "max_new_tokens must be <= 16"),
     ],
 )  # fmt: skip
@@ -387,7 +427,7 @@ def test_an_empty_batch_and_zero_stop_columns(exports):
     service, _ = exports["text_generator", False]
     empty = {k: v[:0] for k, v in _request().items()}
     out = service.generate_with_controls(**empty)
-    assert out["text"].shape == (0, 1) and out["top_log_probs"].shape == (0, 1, 0, 3)
+    assert out["text"].shape == (0, 1) and out["top_log_probs"].shape == (0, 1, 0, 0)
     no_columns = service.generate_with_controls(
         **dict(_request(), stop_sequences=tf.zeros([3, 0], tf.string))
     )

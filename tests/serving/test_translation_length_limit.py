@@ -70,6 +70,7 @@ def test_every_signature_stops_a_row_at_its_source_length_limit(tmp_path):
         no_repeat_ngram_size=tf.zeros([batch], tf.int32),
         min_new_tokens=tf.zeros([batch], tf.int32),
         num_samples=tf.constant([1, 2, 1]),
+        top_logprobs=tf.constant([0, 1, 0]),
     )
     assert controls["num_tokens"].numpy().tolist() == [[4, 0], [7, 7], [19, 0]]
 
