@@ -68,7 +68,11 @@ def _export():
     if "max_new_tokens" in given:
         given["max_new_tokens_cap"] = max(decoding.max_new_tokens_cap, given["max_new_tokens"])
     service, config = service_for(
-        FLAGS.workdir, dataclasses.replace(decoding, **given), jit_compile=FLAGS.xla
+        FLAGS.workdir,
+        dataclasses.replace(decoding, **given),
+        jit_compile=FLAGS.xla,
+        # An explicit --length_ratio wins over the run's measured limit, 0 (off) included.
+        measured_limit="length_ratio" not in given,
     )
     path = export_service(
         service,

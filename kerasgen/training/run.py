@@ -474,10 +474,17 @@ def load_trained(workdir):
     return model, tokenizers, config
 
 
-def service_for(workdir, decoding=None, *, jit_compile=False):
+def service_for(workdir, decoding=None, *, jit_compile=False, measured_limit=True):
     """The generation service of the finished run in `workdir` (any family), with its task's
-    default decoding unless `decoding` is given; and the run's `TrainConfig`."""
+    default decoding unless `decoding` is given; and the run's `TrainConfig`.
+
+    `measured_limit`: apply the decoding length limit the run measured (a translation run's
+    `length_limit`) unless `decoding` sets its own ratio; False keeps `decoding`'s as it is, 0
+    (no limit) included, for a user who gave it explicitly."""
     model, tokenizers, config = load_trained(workdir)
     task = task_for(config.model)
-    decoding = task.decoding_for(decoding or task.default_decoding(), config).fitted_to(model)
+    decoding = decoding or task.default_decoding()
+    if measured_limit:
+        decoding = task.decoding_for(decoding, config)
+    decoding = decoding.fitted_to(model)
     return task.service(model, tokenizers, decoding, jit_compile=jit_compile), config

@@ -13,7 +13,12 @@ import tensorflow as tf
 from kerasgen.errors import UserInputError
 from kerasgen.losses import SparseCrossentropy
 from kerasgen.serving import DecodingConfig
-from kerasgen.training import TrainConfig, WorkdirMismatchError, train_and_evaluate
+from kerasgen.training import (
+    TrainConfig,
+    WorkdirMismatchError,
+    service_for,
+    train_and_evaluate,
+)
 from kerasgen.training.init_from import InitFromError
 
 WORDS = ["moon", "river", "lamp", "field", "bell", "road", "star", "wind", "sea", "hill"]
@@ -122,8 +127,13 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
     metadata = json.loads((version / "assets" / "kerasgen_export.json").read_text())
     assert metadata["train_config"]["optimizer"] == "adamw"
     assert metadata["decoding"]["temperature"] == 0.0  # translation's default: greedy
-    # The re-export applies the length limit the run measured.
+    # The re-export applies the length limit the run measured, unless told otherwise: an
+    # explicit ratio of 0 (what `export --length_ratio=0` passes) turns it off.
     assert metadata["decoding"]["length_ratio"] == recorded["length_limit"]["ratio"]
+    unlimited, _ = service_for(workdir, DecodingConfig(length_ratio=0.0), measured_limit=False)
+    assert unlimited.config.length_ratio == 0.0
+    measured, _ = service_for(workdir, DecodingConfig(length_ratio=0.0))
+    assert measured.config.length_ratio == recorded["length_limit"]["ratio"]
 
 
 def test_model_config_overrides_are_recorded_and_kept(pairs_file, tmp_path):
