@@ -76,13 +76,24 @@ class _Interrupt(Exception):
     pass
 
 
-class _InterruptAt(keras.callbacks.Callback):
-    def __init__(self, step):
+class _InterruptHalfwayThroughThePlan(keras.callbacks.Callback):
+    """Interrupts the run halfway through its measured plan (read from the work folder once
+    the plan is recorded), so the interruption falls inside the plan however fast the machine
+    steps."""
+
+    def __init__(self, workdir):
         super().__init__()
-        self.step = step
+        self.workdir = workdir
+        self.stop_at = None
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.step:
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.stop_at is None:
+            plan = _recorded_plan(self.workdir)
+            if plan.get("step_milliseconds") is None:  # not measured yet
+                return
+            self.stop_at = max(step + 1, plan["total_steps"] // 2)
+        if step >= self.stop_at:
             raise _Interrupt()
 
 
@@ -187,10 +198,11 @@ def test_a_budgeted_run_plans_from_its_step_time_and_ends_annealed_within_it(cor
 def test_a_resumed_run_keeps_its_plan(corpus_file, tmp_path):
     workdir, lines = str(tmp_path / "w"), []
     config = _budgeted(corpus_file, checkpoint_every_steps=10)
+    interrupt = _InterruptHalfwayThroughThePlan(workdir)
     with pytest.raises(_Interrupt):
-        train_and_evaluate(config, workdir, callbacks=[_InterruptAt(60)], log=lines.append)
+        train_and_evaluate(config, workdir, callbacks=[interrupt], log=lines.append)
     plan = _recorded_plan(workdir)
-    assert plan["step_milliseconds"] is not None and plan["total_steps"] > 60
+    assert plan["step_milliseconds"] is not None and plan["total_steps"] > interrupt.stop_at
     lines.clear()
     result = train_and_evaluate(config, workdir, log=lines.append)
     assert not any(line.startswith(("Measuring", "Planned")) for line in lines)
@@ -200,7 +212,7 @@ def test_a_resumed_run_keeps_its_plan(corpus_file, tmp_path):
     assert schedule.total_steps == plan["total_steps"]
     assert float(schedule.planned_steps.numpy()) == plan["total_steps"]
     with open(os.path.join(workdir, "training.json"), encoding="utf-8") as f:
-        assert 60 < json.load(f)["global_step"] <= plan["total_steps"]
+        assert interrupt.stop_at < json.load(f)["global_step"] <= plan["total_steps"]
 
 
 def test_an_explicit_steps_per_epoch_wins_over_the_budget(corpus_file, tmp_path):
