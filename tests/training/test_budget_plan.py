@@ -197,7 +197,9 @@ def test_a_budgeted_run_plans_from_its_step_time_and_ends_annealed_within_it(cor
 
 def test_a_resumed_run_keeps_its_plan(corpus_file, tmp_path):
     workdir, lines = str(tmp_path / "w"), []
-    config = _budgeted(corpus_file, checkpoint_every_steps=10)
+    # A longer budget than the others': a slow machine can spend most of 10 s compiling, and
+    # a plan of hardly more steps than it measured leaves no half to interrupt.
+    config = _budgeted(corpus_file, checkpoint_every_steps=10, time_budget_seconds=3 * BUDGET)
     interrupt = _InterruptHalfwayThroughThePlan(workdir)
     with pytest.raises(_Interrupt):
         train_and_evaluate(config, workdir, callbacks=[interrupt], log=lines.append)
