@@ -48,6 +48,12 @@ import tempfile
 import threading
 import time
 
+# `notes` sits beside this file; put it on the path also when a test loads the script by path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from notes import at_the_end, write_section  # noqa: E402
+
 QUALITY_TARGET = 1.47  # the target for the best zoo preset in 10 minutes
 WITHIN = 0.05  # a budgeted run ends within 5% of its budget
 ANNEALED = 0.01  # the final rate within 1% of the floor
@@ -174,21 +180,6 @@ def verdicts(results):
     return "\n".join(lines)
 
 
-def write_notes(path, text):
-    begin, end = "<!-- budget_quality:begin -->", "<!-- budget_quality:end -->"
-    with open(path, encoding="utf-8") as f:
-        notes = f.read()
-    block = f"{begin}\n{text}\n{end}"
-    if begin in notes and end in notes:
-        notes = re.sub(
-            re.escape(begin) + ".*?" + re.escape(end), lambda _: block, notes, flags=re.S
-        )
-    else:
-        notes = notes.rstrip("\n") + "\n\n### Time budgets\n\n" + block + "\n"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(notes)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, help="Tiny Shakespeare (a local text file)")
@@ -227,7 +218,7 @@ def main():
     )
     print(text)
     if args.write_notes:
-        write_notes(args.notes_path, text)
+        write_section(args.notes_path, "budget_quality", text, add=at_the_end("### Time budgets"))
 
 
 if __name__ == "__main__":

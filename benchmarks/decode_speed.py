@@ -87,8 +87,13 @@ from kerasgen.models.text_generator import TextGenerator  # noqa: E402
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service  # noqa: E402
 from kerasgen.tokenizers import learn_tokenizer  # noqa: E402
 
-NOTES_BEGIN = "<!-- decode_speed:begin -->"
-NOTES_END = "<!-- decode_speed:end -->"
+# `notes` sits beside this file; put it on the path also when a test loads the script by path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from notes import write_section  # noqa: E402
+
+NOTES_NAME = "decode_speed"  # the markers <!-- decode_speed:begin/end --> of BUILD_NOTES.md
 DEFAULT_NOTES = os.path.join(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "BUILD_NOTES.md"
 )
@@ -843,9 +848,9 @@ def load_average():
 
 
 def notes_section(args, rows, targets, machine, diagnosis):
+    """The text of the notes' section, without its markers (`write_section` adds them)."""
     command = "python benchmarks/decode_speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     parts = [
-        NOTES_BEGIN,
         "## Decoding speed (benchmarks/decode_speed.py)",
         "",
         f"- command: `{command.strip()}`",
@@ -864,29 +869,7 @@ def notes_section(args, rows, targets, machine, diagnosis):
     parts += [f"- {STATUS[met]}: {text} (measured {value})" for text, value, met in targets]
     if diagnosis:
         parts += ["", "```", diagnosis, "```"]
-    parts.append(NOTES_END)
-    return "\n".join(parts) + "\n"
-
-
-def write_notes(path, section):
-    """Replaces the marked section of `path`, or appends it (creating the file if needed)."""
-    text = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    begin, end = text.find(NOTES_BEGIN), text.find(NOTES_END)
-    if begin != -1 and end > begin:
-        rest = text[end + len(NOTES_END) :]
-        text = text[:begin] + section + (rest[1:] if rest.startswith("\n") else rest)
-    else:
-        text = (
-            text
-            + ("\n" if text and not text.endswith("\n") else "")
-            + ("\n" if text else "")
-            + section
-        )
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+    return "\n".join(parts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -947,7 +930,9 @@ def main(argv=None):
         print(diagnosis)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
     if args.write_notes:
-        write_notes(args.notes_path, notes_section(args, rows, targets, machine, diagnosis))
+        # Replaces the marked section, or appends it (creating the file if needed).
+        section = notes_section(args, rows, targets, machine, diagnosis)
+        write_section(args.notes_path, NOTES_NAME, section)
         print(f"wrote {args.notes_path}")
 
 

@@ -27,9 +27,9 @@ Usage (from the repository): `python benchmarks/gpt_decode_speed.py --write_note
 
 import argparse
 import os
-import re
 import statistics
 import string
+import sys
 import tempfile
 import time
 
@@ -43,6 +43,12 @@ from kerasgen.models import GPT  # noqa: E402
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service  # noqa: E402
 from kerasgen.serving.generation_service import GenerationService  # noqa: E402
 from kerasgen.tokenizers import learn_tokenizer  # noqa: E402
+
+# `notes` sits beside this file; put it on the path also when a test loads the script by path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from notes import after, write_section  # noqa: E402
 
 KERASGEN_GRAPH = "kerasgen export, graph"
 KERASGEN_XLA = "kerasgen export, XLA"
@@ -282,19 +288,9 @@ def main():
     )
     print(text)
     if args.write_notes:
-        begin, end = "<!-- gpt_decode_speed:begin -->", "<!-- gpt_decode_speed:end -->"
-        with open(args.notes_path, encoding="utf-8") as f:
-            notes = f.read()
-        block = f"{begin}\n{text}\n{end}"
-        if begin in notes:
-            notes = re.sub(
-                re.escape(begin) + ".*?" + re.escape(end), lambda _: block, notes, flags=re.S
-            )
-        else:
-            end_of_training = "<!-- gpt_benchmark:end -->"
-            notes = notes.replace(end_of_training, end_of_training + "\n\n" + block)
-        with open(args.notes_path, "w", encoding="utf-8") as f:
-            f.write(notes)
+        # Without its markers, the section goes just after gpt_shakespeare.py's training figures.
+        add = after("<!-- gpt_benchmark:end -->")
+        write_section(args.notes_path, "gpt_decode_speed", text, add=add)
 
 
 if __name__ == "__main__":

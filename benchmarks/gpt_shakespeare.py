@@ -56,6 +56,12 @@ import sys
 import tempfile
 import time
 
+# `notes` sits beside this file; put it on the path also when a test loads the script by path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from notes import at_the_end, write_section  # noqa: E402
+
 # The reference copy beside the repository (see ../shared/data/README.md).
 DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "tinyshakespeare.txt")
 REFERENCE_LOSS = 1.886  # nanoGPT baby GPT, PyTorch, this machine
@@ -169,21 +175,6 @@ def verdicts(results):
     return "\n".join(lines)
 
 
-def write_notes(path, text):
-    begin, end = "<!-- gpt_benchmark:begin -->", "<!-- gpt_benchmark:end -->"
-    with open(path, encoding="utf-8") as f:
-        notes = f.read()
-    block = f"{begin}\n{text}\n{end}"
-    if begin in notes and end in notes:
-        notes = re.sub(
-            re.escape(begin) + ".*?" + re.escape(end), lambda _: block, notes, flags=re.S
-        )
-    else:
-        notes = notes.rstrip("\n") + "\n\n### Tiny Shakespeare\n\n" + block + "\n"
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(notes)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DATA)
@@ -215,7 +206,9 @@ def main():
     )
     print(text)
     if args.write_notes:
-        write_notes(args.notes_path, text)
+        write_section(
+            args.notes_path, "gpt_benchmark", text, add=at_the_end("### Tiny Shakespeare")
+        )
 
 
 if __name__ == "__main__":

@@ -65,10 +65,16 @@ from kerasgen.training import service_for  # noqa: E402
 from kerasgen.training.resume import load_model_weights_only, read_finished  # noqa: E402
 from kerasgen.work_folder import WorkFolder  # noqa: E402
 
+# `notes` sits beside this file; put it on the path also when a test loads the script by path.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from notes import at_the_end, write_section  # noqa: E402
+
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODELS = "seq2seq_attention_large,transformer"
 SECTION = "### Translation on real sentence pairs (Multi30k Czech→English)"
-BEGIN, END = "<!-- translation_quality:begin -->", "<!-- translation_quality:end -->"
+NOTES_NAME = "translation_quality"  # the markers <!-- translation_quality:begin/end -->
 LENGTH_PENALTY = 0.6  # beam search's, as `python -m kerasgen.evaluate` ranks beams by default
 # The BUILD_NOTES part the section belongs to when its markers are absent.
 PART = "## Encoder-decoder"
@@ -310,24 +316,7 @@ def report(results, args, pairs):
 def write_notes(path, text):
     """Replaces the text between the markers in `path`, or adds the section with them at the
     end of its "Encoder-decoder" part (the end of the file without one)."""
-    with open(path, encoding="utf-8") as f:
-        notes = f.read()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in notes and END in notes:
-        notes = re.sub(
-            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, notes, flags=re.S
-        )
-    else:
-        section = f"{SECTION}\n\n{block}\n"
-        part = re.search(r"^" + re.escape(PART) + r".*$", notes, flags=re.M)
-        following = part and re.search(r"^## ", notes[part.end() :], flags=re.M)
-        if following:
-            at = part.end() + following.start()
-            notes = notes[:at] + section + "\n" + notes[at:]
-        else:
-            notes = notes.rstrip("\n") + "\n\n" + section
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(notes)
+    write_section(path, NOTES_NAME, text, add=at_the_end(SECTION, part=PART))
 
 
 def main():
