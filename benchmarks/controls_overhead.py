@@ -12,6 +12,10 @@ controls signature still returns what `generate` does not: every token's text an
 log-probability. A third call asks, with every other control off, for the export's limit of
 alternatives per token (`top_logprobs` 5, the default `max_top_logprobs`): what they cost.
 
+The first two ratios time the signatures (their numeric outputs copied out; see
+`signature_calls`); the last also converts every string output to NumPy, as a Python caller
+does: one Python object per token text, a cost of the client rather than of the signature.
+
 So that no row stops early at the end token, the reserved ids (pad, start, end, unknown) never
 win: their output bias is -1000 (TextGenerator), or their embedding rows hold -1000 in one
 dimension that the final LayerNorm holds at a constant (GPT, tied embeddings). The computation
@@ -22,13 +26,16 @@ called in-process. Each pair is warmed up once (tracing, compilation), then time
 `--repeats` times, in turn one first and the other first; the table reports the median of the
 per-pair ratios, no absolute speeds (the machine this was written on is shared and busy).
 
-Usage: `python benchmarks/controls_overhead.py [--new_tokens=128] [--batch=8] [--repeats=31]`
+Usage: `python benchmarks/controls_overhead.py [--new_tokens=128] [--batch=8] [--repeats=31]
+[--write_notes]`; `--write_notes` replaces the section between `<!-- controls_overhead:begin -->`
+and `<!-- controls_overhead:end -->` of BUILD_NOTES.md (`--notes_path`).
 """
 
 import argparse
 import os
 import statistics
 import string
+import sys
 import tempfile
 import time
 
@@ -40,6 +47,12 @@ import tensorflow as tf  # noqa: E402
 from kerasgen.models import build_model  # noqa: E402
 from kerasgen.serving import DecodingConfig, LanguageModelService  # noqa: E402
 from kerasgen.tokenizers import learn_tokenizer  # noqa: E402
+
+# A script run by path: its own folder on sys.path, for the notes module beside it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from notes import write_section  # noqa: E402
 
 RESERVED_IDS = 4  # pad, start, end, unknown
 
@@ -75,9 +88,17 @@ def build_models(directory):
 
 
 def signature_calls(service, batch, new_tokens):
-    """(generate, generate_with_controls with every control off, the same asking for the
-    export's limit of alternatives): each returns the number of generated tokens, after
-    fetching every output."""
+    """Two triples of calls, (generate, generate_with_controls with every control off, the
+    same asking for the export's limit of alternatives), each call returning the number of
+    generated tokens: the first triple copies the numeric outputs to NumPy, the second every
+    output, the strings too.
+
+    A call returns once its signature has run (eager execution is synchronous; string tensors
+    live on the host). Converting a string tensor to NumPy then makes one Python object per
+    string: for `token_texts`, one per generated token. That is the Python client's cost, not
+    the signature's (TensorFlow Serving writes the strings into its response instead), so the
+    first triple times the signature and the second what a Python caller waits for.
+    """
     request = dict(
         prompt=tf.fill([batch], ""),
         max_new_tokens=tf.fill([batch], new_tokens),
@@ -98,21 +119,20 @@ def signature_calls(service, batch, new_tokens):
         controls_off, top_logprobs=tf.fill([batch], service.config.max_top_logprobs)
     )
 
-    def fetch(outputs):
+    def fetch(outputs, strings):
         for value in outputs.values():
-            value.numpy()
+            if strings or value.dtype != tf.string:
+                value.numpy()
         return int(tf.reduce_sum(outputs["num_tokens"]))
 
-    def generate():
-        return fetch(service.generate(**request))
+    def calls(strings):
+        return (
+            lambda: fetch(service.generate(**request), strings),
+            lambda: fetch(service.generate_with_controls(**request, **controls_off), strings),
+            lambda: fetch(service.generate_with_controls(**request, **alternatives), strings),
+        )
 
-    def with_controls():
-        return fetch(service.generate_with_controls(**request, **controls_off))
-
-    def with_alternatives():
-        return fetch(service.generate_with_controls(**request, **alternatives))
-
-    return generate, with_controls, with_alternatives
+    return calls(False), calls(True)
 
 
 def paired_ratio(base, other, rounds):
@@ -145,6 +165,8 @@ def main():
     parser.add_argument("--new_tokens", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=31)
+    parser.add_argument("--write_notes", action="store_true")
+    parser.add_argument("--notes_path", default="BUILD_NOTES.md")
     args = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="controls-overhead-")
     config = DecodingConfig(
@@ -152,27 +174,31 @@ def main():
     )
     lines = [
         "| model | mode | tokens per call | generate_with_controls (off) / generate "
-        f"| with top_logprobs={config.max_top_logprobs} / generate |",
-        "| --- | --- | --- | --- | --- |",
+        f"| with top_logprobs={config.max_top_logprobs} / generate "
+        "| off / generate, every output converted to NumPy |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, (model, tokenizer) in build_models(directory).items():
         for mode, xla in (("graph", False), ("XLA", True)):
             service = LanguageModelService(model, tokenizer, config, jit_compile=xla)
-            generate, with_controls, with_alternatives = signature_calls(
-                service, args.batch, args.new_tokens
-            )
-            ratio, tokens = paired_ratio(generate, with_controls, args.repeats)
-            alternatives_ratio, _ = paired_ratio(generate, with_alternatives, args.repeats)
+            signature, in_python = signature_calls(service, args.batch, args.new_tokens)
+            ratio, tokens = paired_ratio(signature[0], signature[1], args.repeats)
+            alternatives_ratio, _ = paired_ratio(signature[0], signature[2], args.repeats)
+            python_ratio, _ = paired_ratio(in_python[0], in_python[1], args.repeats)
             lines.append(
-                f"| {name} | {mode} | {tokens} | {ratio:.2f}x | {alternatives_ratio:.2f}x |"
+                f"| {name} | {mode} | {tokens} | {ratio:.2f}x | {alternatives_ratio:.2f}x "
+                f"| {python_ratio:.2f}x |"
             )
             print(lines[-1], flush=True)
-    print(
-        f"\nEvery control off, {args.batch} prompts x {args.new_tokens} new tokens, temperature "
+    command = "python benchmarks/controls_overhead.py " + " ".join(sys.argv[1:])
+    text = (
+        f"Every control off, {args.batch} prompts x {args.new_tokens} new tokens, temperature "
         f"0.8, median of {args.repeats} ratios of back-to-back calls (load average "
-        f"{os.getloadavg()[0]:.1f}); `python benchmarks/controls_overhead.py`:\n"
+        f"{os.getloadavg()[0]:.1f}); `{command.strip()}`:\n\n" + "\n".join(lines)
     )
-    print("\n".join(lines))
+    print("\n" + text)
+    if args.write_notes:
+        write_section(args.notes_path, "controls_overhead", text)
 
 
 if __name__ == "__main__":
