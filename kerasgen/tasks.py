@@ -293,6 +293,8 @@ class TranslationTask:
             source_tokenize_fn=source.tokenize,
             target_tokenize_fn=target.tokenize,
             max_source_tokens=decoding.max_prompt_tokens,
+            # A fixed set of batch shapes, so that an XLA train step compiles a few times only.
+            pad_to_bucket_edges=config.trains_with_xla(),
             **_batching_arguments(config, target),
         )
 

@@ -8,6 +8,7 @@ Everything from raw strings to batches runs inside tf.data:
                                      source is still one token long)
     -> [start] + target, target + [end]    decoder inputs and labels
     -> cache -> shuffle -> bucket_by_sequence_length (padding with 0 = pad_id)
+    -> optionally, pad every batch to its bucket's edge (a fixed set of shapes, for XLA)
     -> ((source [B, S], target_in [B, T]), target_out [B, T], weights [B, T])
 
 `weights` is 1 on real target tokens and 0 on padding, so the loss and the accuracy (as
@@ -25,6 +26,8 @@ _TOKENIZE_BATCH = 512
 # Bucket edges in tokens (the longer of source and target): pairs of similar length share a
 # batch, so little of a batch is padding.
 DEFAULT_BUCKET_BOUNDARIES = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+# Past the last bucket edge, batches padded to edges are padded to a multiple of this.
+_LONG_PAIR_PADDING = 64
 
 
 def add_source_end(token_ids, end_id):
@@ -46,6 +49,7 @@ def translation_dataset(
     repeat=False,
     max_source_tokens=None,
     bucket_boundaries=DEFAULT_BUCKET_BOUNDARIES,
+    pad_to_bucket_edges=False,
     name="pairs",
 ):
     """A `tf.data.Dataset` of padded, length-bucketed training batches.
@@ -61,6 +65,11 @@ def translation_dataset(
         max_source_tokens: cut sources to this many tokens (the end token included); None keeps
             them whole.
         bucket_boundaries: ascending lengths of the bucket edges.
+        pad_to_bucket_edges: pad the source and target of every batch to its bucket's longest
+            length (one boundary minus 1; past the last, a multiple of 64) rather than to the
+            batch's longest pair. An XLA-compiled train step compiles once per input shape:
+            padded to the batch, nearly every batch is a new shape; padded to the edges, a
+            corpus has a few, at the cost of the padding.
         name: names the data in errors.
 
     Returns:
@@ -107,9 +116,36 @@ def translation_dataset(
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=(0, 0, 0),
     )
+    if pad_to_bucket_edges:
+        data = data.map(_padder_to_bucket_edges(boundaries))
 
     def to_keras(source, target_in, target_out):
         weights = tf.cast(target_out != 0, tf.float32)
         return (source, target_in), target_out, weights
 
     return prefetched(data.map(to_keras))
+
+
+def _padder_to_bucket_edges(boundaries):
+    """`(source, target_in, target_out) -> the same`, each `[batch, length]` padded with 0 to
+    the same length: the bucket's longest (`bucket_by_sequence_length` buckets a pair by the
+    longer of its source and target), or past the last edge a multiple of
+    `_LONG_PAIR_PADDING` (`bucket_by_sequence_length(pad_to_bucket_boundary=True)` would
+    refuse such a pair instead)."""
+    edges = tf.constant(boundaries, tf.int32) - 1
+
+    def pad(source, target_in, target_out):
+        longest = tf.maximum(tf.shape(source)[1], tf.shape(target_in)[1])
+        bucket = tf.searchsorted(edges, longest[tf.newaxis], side="left")[0]
+        long_length = -(-longest // _LONG_PAIR_PADDING) * _LONG_PAIR_PADDING
+        length = tf.where(
+            bucket < len(boundaries),
+            tf.gather(edges, tf.minimum(bucket, len(boundaries) - 1)),
+            long_length,
+        )
+        return tuple(
+            tf.pad(ids, [[0, 0], [0, length - tf.shape(ids)[1]]])
+            for ids in (source, target_in, target_out)
+        )
+
+    return pad

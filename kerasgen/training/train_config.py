@@ -218,6 +218,15 @@ class TrainConfig:
         field = next(field for field in dataclasses.fields(self) if field.name == name)
         return getattr(self, name) != field.default
 
+    def trains_with_xla(self):
+        """Whether Keras will XLA-compile the train step: `jit_compile`, with "auto" resolved
+        as Keras resolves it (on when the machine has a device other than the CPU)."""
+        if self.jit_compile != "auto":
+            return bool(self.jit_compile)
+        import tensorflow as tf
+
+        return any(device.device_type != "CPU" for device in tf.config.list_physical_devices())
+
     @classmethod
     def for_model(cls, model, **explicit):
         """The configuration of a run of preset `model`: TrainConfig's defaults, then the

@@ -66,3 +66,31 @@ def test_pipeline_pads_buckets_and_weights_real_tokens_only(tmp_path):
         assert np.all((target_out == 2).sum(1) == 1)  # one end token per row
         seen += len(source_ids)
     assert seen == len(pairs)
+
+
+def test_batches_padded_to_bucket_edges_have_a_few_shapes_and_the_same_pairs(tmp_path):
+    pairs = [("ab" * n, "xy" * (n % 5)) for n in range(1, 40)]
+    source = learn_tokenizer("character", [s for s, _ in pairs], str(tmp_path / "s"))
+    target = learn_tokenizer("character", ["xy"], str(tmp_path / "t"))
+
+    def rows(pad_to_bucket_edges):
+        data = translation_dataset(
+            pairs, source.tokenize, target.tokenize, batch_size=4, start_id=1, end_id=2,
+            shuffle=False, bucket_boundaries=(10, 30, 60),
+            pad_to_bucket_edges=pad_to_bucket_edges,
+        )  # fmt: skip
+        shapes, found = set(), []
+        for (source_ids, target_in), target_out, weights in data:
+            shapes.add((source_ids.shape[1], target_in.shape[1], target_out.shape[1]))
+            np.testing.assert_array_equal(weights.numpy(), (target_out != 0).numpy())
+            for row in zip(*(t.numpy() for t in (source_ids, target_in, target_out)), strict=True):
+                found.append(tuple(tuple(ids[ids != 0]) for ids in row))
+        return shapes, sorted(found)
+
+    shapes, padded = rows(True)
+    # Sources of 3 to 79 tokens (source + end): the buckets' 9 and 29 and 59, and past the
+    # last edge (60) a multiple of 64; source and target alike.
+    assert shapes == {(9, 9, 9), (29, 29, 29), (59, 59, 59), (128, 128, 128)}
+    unpadded_shapes, unpadded = rows(False)
+    assert len(unpadded_shapes) > len(shapes)
+    assert padded == unpadded

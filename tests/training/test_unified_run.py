@@ -84,7 +84,11 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
     assert optimizer.weight_decay == pytest.approx(0.01)
     # Warmup then cosine decay over the planned steps: 3 steps, the rate past its peak.
     assert 0 < float(optimizer.learning_rate.numpy()) < config.learning_rate
-    assert result.model.jit_compile is True
+    assert result.model.jit_compile is True and config.trains_with_xla()
+    # "auto" is Keras's: XLA where the machine has an accelerator.
+    accelerated = any(d.device_type != "CPU" for d in tf.config.list_physical_devices())
+    assert TrainConfig(jit_compile="auto").trains_with_xla() is accelerated
+    assert not TrainConfig(jit_compile=False).trains_with_xla()
     recorded = json.loads(open(os.path.join(workdir, "config.json"), encoding="utf-8").read())
     assert (recorded["optimizer"], recorded["schedule"], recorded["warmup_steps"]) == (
         "adamw",
