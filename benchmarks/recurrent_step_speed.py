@@ -8,7 +8,7 @@ Adam update, in one `tf.function` (no XLA: the recipes keep Keras's "auto", off 
 dropout on as in training.
 
 Rows:
-- `text_generator_budget`: the preset (Embedding 256 → GRU 512 → Dense 65, dropout 0.1), batch
+- `text_generator_budget`: the preset (Embedding 256 → GRU 512 → Dense 65, its dropout), batch
   32 x 100 tokens, its recipe's batch.
 - `seq2seq_attention`: the preset (bidirectional LSTM encoder, 128 units per direction; LSTM
   decoder of 256 with Bahdanau attention), batch 64 (the trainer's default) of 24-token sources
@@ -25,12 +25,16 @@ times; short rounds (one step) and many of them keep the two sides under the sam
 Usage (a minute or two on 2 cores):
 
     python benchmarks/recurrent_step_speed.py [--rounds=31 --steps=1 --only=text_generator_budget]
+
+`--write_notes` replaces the section between `<!-- recurrent_step_speed:begin -->` and
+`<!-- recurrent_step_speed:end -->` of BUILD_NOTES.md (`--notes_path`).
 """
 
 import argparse
 import contextlib
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -38,6 +42,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+
+# A script run by path: its own folder on sys.path, for the notes module beside it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+from notes import write_section  # noqa: E402
 
 from kerasgen.models import seq2seq, text_generator  # noqa: E402
 from kerasgen.models.presets import build_model, build_translation_model  # noqa: E402
@@ -158,6 +168,8 @@ def main():
         help="TensorFlow intra- and inter-op threads (0: its defaults); 1 is less sensitive to "
         "other work on a busy machine",
     )
+    parser.add_argument("--write_notes", action="store_true")
+    parser.add_argument("--notes_path", default="BUILD_NOTES.md")
     args = parser.parse_args()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
@@ -169,18 +181,24 @@ def main():
         for key, make in cases.items()
         if args.only in (None, key)
     ]
-    width = max(len(row[0]) for row in rows)
-    print(f"{'model':<{width}}  keras ms  projected ms  speed-up  fastest-step ratio")
+    lines = [
+        "| model | Keras ms | projected ms | speed-up (median of rounds) | fastest-step ratio |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, keras_ms, projected_ms, ratio, fastest in rows:
-        print(
-            f"{name:<{width}}  {keras_ms:8.1f}  {projected_ms:12.1f}  {ratio:7.2f}x  "
-            f"{fastest:17.2f}x"
+        lines.append(
+            f"| {name} | {keras_ms:.1f} | {projected_ms:.1f} | {ratio:.2f}x | {fastest:.2f}x |"
         )
-    print(
-        f"(medians of {args.rounds} rounds of {args.steps} step(s); the speed-up is the median "
-        "of each round's Keras / projected ratio, the fastest-step ratio that of the two "
-        "fastest rounds, the least disturbed by other work; shared machine: read the ratios)"
+    command = "python benchmarks/recurrent_step_speed.py " + " ".join(sys.argv[1:])
+    text = (
+        f"Command: `{command.strip()}` (medians of {args.rounds} rounds of {args.steps} "
+        "step(s); the speed-up is the median of each round's Keras / projected ratio, the "
+        "fastest-step ratio that of the two fastest rounds, the least disturbed by other work; "
+        f"load average {os.getloadavg()[0]:.1f} at the end):\n\n" + "\n".join(lines)
     )
+    print(text)
+    if args.write_notes:
+        write_section(args.notes_path, "recurrent_step_speed", text)
 
 
 if __name__ == "__main__":
