@@ -51,6 +51,11 @@ LENGTH_FIELDS = ("epochs", "steps_per_epoch")
 # Steps timed before planning (more when `steps_per_execution` is larger: the timer needs an
 # execution after the first, which holds tracing and compilation).
 MEASURING_STEPS = 20
+# Steps timed when the train step is XLA-compiled: XLA compiles again for every new input
+# shape, and a translation run's batches come in one shape per length bucket, so most of the
+# first 20 steps can be compilations (their median 328 ms a step where the steady step took
+# 227 ms, for the `transformer` recipe). Over 100 steps they are a few outliers.
+XLA_MEASURING_STEPS = 100
 # A validation batch's cost as a fraction of a training step's (see the module docstring).
 VALIDATION_STEP_FRACTION = 0.5
 # The share of the training time that epoch ends (validation, checkpoints) may take.
@@ -125,9 +130,10 @@ def training_seconds(config):
     return config.time_budget_seconds
 
 
-def measuring_steps(steps_per_execution):
-    """Steps of the measurement: `MEASURING_STEPS`, and at least two executions."""
-    steps = max(MEASURING_STEPS, 2 * steps_per_execution)
+def measuring_steps(steps_per_execution, *, xla=False):
+    """Steps of the measurement: `MEASURING_STEPS` (`XLA_MEASURING_STEPS` for an
+    XLA-compiled train step), and at least two executions."""
+    steps = max(XLA_MEASURING_STEPS if xla else MEASURING_STEPS, 2 * steps_per_execution)
     return math.ceil(steps / steps_per_execution) * steps_per_execution
 
 

@@ -304,7 +304,7 @@ def _measure_and_plan(
     config; leaves `state` where a resumed run would stand after those steps (epoch 0 in
     progress), so the loop of `_fit` continues with the next batch of the same stream."""
     steps_per_execution = getattr(model, "steps_per_execution", 1) or 1
-    steps = budget_plan.measuring_steps(steps_per_execution)
+    steps = budget_plan.measuring_steps(steps_per_execution, xla=bool(model.jit_compile))
     log(f"Measuring the step time over the first {steps} steps to plan the run's length.")
     counter = _StepCount()
     result = model.fit(

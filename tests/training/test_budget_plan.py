@@ -158,6 +158,8 @@ def test_the_plan_fills_the_budget_with_whole_epochs_after_its_reserve():
     assert (short.epochs, short.steps_per_epoch) == (1, 31)
     # The measurement: whole executions, one at least after the compiling one.
     assert [measuring_steps(n) for n in (1, 8, 50)] == [20, 24, 100]
+    # An XLA step compiles again for each new batch shape: more steps, so those are outliers.
+    assert [measuring_steps(n, xla=True) for n in (1, 8, 64)] == [100, 104, 128]
 
 
 def test_only_the_users_length_flags_stop_the_plan():
