@@ -136,7 +136,9 @@ def test_an_unwritable_plot_path_fails_before_any_decoding(export, test_file, tm
 
 
 @pytest.mark.parametrize(
-    ("plot_flag", "written"), [("", "attention.png"), ("heatmaps", "heatmaps.png")]
+    ("plot_flag", "written"),
+    # The folder case runs by default; the name without an extension is the slow suite's.
+    [("", "attention.png"), pytest.param("heatmaps", "heatmaps.png", marks=pytest.mark.slow)],
 )
 def test_the_plot_path_reported_is_the_file_written(
     export, test_file, tmp_path, plot_flag, written

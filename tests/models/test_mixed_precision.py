@@ -34,11 +34,19 @@ GREEDY = dict(
     top_p=tf.constant([1.0, 1.0]),
     seed=tf.constant([1, 2]),
 )
+# By default one case per family and the loss-scaled float16; other cells and the
+# encoder-decoders' other policies are the slow suite's.
+_VARIANT = pytest.mark.slow
 LANGUAGE_MODELS = [
     ("text_generator_tiny", "mixed_bfloat16", {}),
-    ("text_generator_tiny", "mixed_float16", {}),
-    ("text_generator_tiny", "mixed_bfloat16", {"rnn_type": "gru"}),
-    ("text_generator_tiny", "mixed_bfloat16", {"rnn_type": "simple_rnn", "num_layers": 2}),
+    ("text_generator_tiny", "mixed_float16", {}),  # loss scaling
+    pytest.param("text_generator_tiny", "mixed_bfloat16", {"rnn_type": "gru"}, marks=_VARIANT),
+    pytest.param(
+        "text_generator_tiny",
+        "mixed_bfloat16",
+        {"rnn_type": "simple_rnn", "num_layers": 2},
+        marks=_VARIANT,
+    ),
     ("gpt_tiny", "mixed_bfloat16", {}),
 ]
 
@@ -140,9 +148,9 @@ def test_a_model_saved_under_a_mixed_policy_reloads_and_decodes_under_its_policy
 @pytest.mark.parametrize(
     ("preset", "policy"),
     [
-        ("seq2seq_tiny", "mixed_bfloat16"),
+        pytest.param("seq2seq_tiny", "mixed_bfloat16", marks=_VARIANT),
         ("seq2seq_attention_tiny", "mixed_bfloat16"),
-        ("seq2seq_attention_tiny", "mixed_float16"),
+        pytest.param("seq2seq_attention_tiny", "mixed_float16", marks=_VARIANT),
     ],
 )
 def test_a_seq2seq_under_a_mixed_policy_trains_translates_and_exports(
