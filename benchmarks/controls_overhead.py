@@ -190,7 +190,9 @@ def main():
                 f"| {python_ratio:.2f}x |"
             )
             print(lines[-1], flush=True)
-    command = "python benchmarks/controls_overhead.py " + " ".join(sys.argv[1:])
+    # The figures' command: the flags that change them (not where the notes go).
+    flags = [a for a in sys.argv[1:] if not a.startswith(("--write_notes", "--notes_path"))]
+    command = "python benchmarks/controls_overhead.py " + " ".join(flags)
     text = (
         f"Every control off, {args.batch} prompts x {args.new_tokens} new tokens, temperature "
         f"0.8, median of {args.repeats} ratios of back-to-back calls (load average "

@@ -189,7 +189,9 @@ def main():
         lines.append(
             f"| {name} | {keras_ms:.1f} | {projected_ms:.1f} | {ratio:.2f}x | {fastest:.2f}x |"
         )
-    command = "python benchmarks/recurrent_step_speed.py " + " ".join(sys.argv[1:])
+    # The figures' command: the flags that change them (not where the notes go).
+    flags = [a for a in sys.argv[1:] if not a.startswith(("--write_notes", "--notes_path"))]
+    command = "python benchmarks/recurrent_step_speed.py " + " ".join(flags)
     text = (
         f"Command: `{command.strip()}` (medians of {args.rounds} rounds of {args.steps} "
         "step(s); the speed-up is the median of each round's Keras / projected ratio, the "
