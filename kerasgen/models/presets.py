@@ -429,9 +429,9 @@ TRAINING_RECIPES.update(
             schedule="cosine",  # linear warmup, then cosine decay to a tenth of the peak
             warmup_steps=200,  # about half a pass: attention is unstable at the peak rate cold
             label_smoothing=0.1,  # Vaswani et al.'s
-            # XLA on CPU too: 227 ms a steady step against 290 ms on 2 cores, batches padded to
-            # their bucket's edge (a few shapes to compile) included; ~85 s of compilation.
-            jit_compile=True,
+            # jit_compile stays Keras's "auto" (off on CPU): XLA made a step ~1.2x faster here
+            # (batches padded to their bucket's edge), but the longer plan overfit before its
+            # decay ended: 34.11 BLEU against 34.56 in the same half hour (BUILD_NOTES).
             # A validation pass and a best-weights checkpoint every ~0.7 passes under a 30-minute
             # budget; stop after 3 epochs without a lower validation loss.
             epochs=20,

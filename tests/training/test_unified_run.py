@@ -104,7 +104,7 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
 
     exported = subprocess.run(
         [sys.executable, "-m", "kerasgen.export", f"--workdir={workdir}",
-         f"--export_dir={tmp_path / 'again'}", "--max_new_tokens=12"],
+         f"--export_dir={tmp_path / 'again'}", "--max_new_tokens=12", "--length_ratio=0"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert exported.returncode == 0, exported.stderr[-2000:]
@@ -118,8 +118,10 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
         top_p=tf.constant([1.0]),
         seed=tf.constant([0]),
     )
-    # The same greedy translation as the trained model in this process.
-    expected = result.service.translate(
+    # The same greedy translation as the trained model in this process, without a length
+    # limit as the re-export (--length_ratio=0).
+    unlimited, _ = service_for(workdir, DecodingConfig(length_ratio=0.0), measured_limit=False)
+    expected = unlimited.translate(
         tf.constant(["moon river"]),
         tf.constant([12]),
         tf.constant([0.0]),
@@ -131,10 +133,12 @@ def test_a_translation_run_takes_the_recipe_settings_and_reexports(pairs_file, t
     metadata = json.loads((version / "assets" / "kerasgen_export.json").read_text())
     assert metadata["train_config"]["optimizer"] == "adamw"
     assert metadata["decoding"]["temperature"] == 0.0  # translation's default: greedy
-    # The re-export applies the length limit the run measured, unless told otherwise: an
-    # explicit ratio of 0 (what `export --length_ratio=0` passes) turns it off.
-    assert metadata["decoding"]["length_ratio"] == recorded["length_limit"]["ratio"]
-    unlimited, _ = service_for(workdir, DecodingConfig(length_ratio=0.0), measured_limit=False)
+    # An export applies the length limit the run measured (the run's own export, and
+    # `service_for` by default), unless told otherwise: `export --length_ratio=0` turns it off.
+    trained = tmp_path / "exports" / "seq2seq_attention_tiny" / "1" / "assets"
+    trained_metadata = json.loads((trained / "kerasgen_export.json").read_text())
+    assert trained_metadata["decoding"]["length_ratio"] == recorded["length_limit"]["ratio"]
+    assert metadata["decoding"]["length_ratio"] == 0.0
     assert unlimited.config.length_ratio == 0.0
     measured, _ = service_for(workdir, DecodingConfig(length_ratio=0.0))
     assert measured.config.length_ratio == recorded["length_limit"]["ratio"]
