@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from kerasgen.decoding.length_buckets import compiling_with_xla
+
 # Added to the scores of masked positions: far below any real score, yet finite in bfloat16
 # and float16 (an `-inf` would turn a fully masked row into NaNs).
 _MASK_VALUE = -1e4
@@ -84,12 +86,33 @@ class MultiHeadAttentionBase(keras.layers.Layer):
             (output `[batch, heads, query_len, head_dim]`, the weights float32
             `[batch, heads, query_len, key_len]` before dropout, 0 exactly where masked).
         """
+        if q.shape[2] == 1 and not training and not compiling_with_xla():
+            return self._attend_one_query(q, k, v, mask)
         scores = tf.matmul(q, k, transpose_b=True) * (self.head_dim**-0.5)
         # Softmax in float32 whatever the compute dtype: bfloat16 sums lose the small weights.
         scores = tf.where(mask, tf.cast(scores, "float32"), _MASK_VALUE)
         weights = tf.nn.softmax(scores, axis=-1)
         dropped = self.attention_dropout(tf.cast(weights, q.dtype), training=training)
         return tf.matmul(dropped, v), weights
+
+    def _attend_one_query(self, q, k, v, mask):
+        """`_attend` for one query per row (a decoding step), by broadcast products and sums
+        instead of batched matmuls, outside XLA.
+
+        Why: a graph run by TensorFlow with oneDNN (the default on x86 CPUs) prepares a
+        batched-matmul kernel for every new shape, and a decoding step's keys grow by one
+        position every step; at batch 1 that preparation cost most of a GPT step (3.4 ms a token
+        against 0.8 ms this way, `benchmarks/gpt_decode_speed.py --serving_ratios`). XLA
+        compiles the matmuls into its own kernels and keeps them.
+
+        Args and returns: as `_attend`, with `query_len` 1.
+        """
+        scores = tf.reduce_sum(q * k, axis=-1)[:, :, tf.newaxis, :]  # [batch, heads, 1, key_len]
+        scores = tf.where(mask, tf.cast(scores * (self.head_dim**-0.5), "float32"), _MASK_VALUE)
+        weights = tf.nn.softmax(scores, axis=-1)
+        # [batch, heads, key_len, 1] * [batch, heads, key_len, head_dim], summed over the keys.
+        per_key = tf.cast(weights, v.dtype)[:, :, 0, :, tf.newaxis] * v
+        return tf.reduce_sum(per_key, axis=2, keepdims=True), weights
 
     def get_config(self):
         config = super().get_config()

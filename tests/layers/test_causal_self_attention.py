@@ -62,3 +62,20 @@ def test_sublayers_get_independent_initial_weights():
     hidden = block.mlp_hidden.kernel.numpy()
     output = block.mlp_output.kernel.numpy()
     assert not np.allclose(hidden, output)
+
+
+def test_one_query_attention_equals_the_batched_matmuls():
+    """A decoding step's attention (broadcast sums, outside XLA) against the matmul path, with
+    some keys masked in every row and one row that sees a single key."""
+    layer = CausalSelfAttention(width=16, num_heads=4)
+    rng = np.random.default_rng(0)
+    q = tf.constant(rng.normal(size=[3, 4, 1, 4]), tf.float32)
+    k, v = (tf.constant(rng.normal(size=[3, 4, 7, 4]), tf.float32) for _ in range(2))
+    visible = tf.range(7)[tf.newaxis, :] <= tf.constant([6, 3, 0])[:, tf.newaxis]
+    mask = visible[:, tf.newaxis, tf.newaxis, :]
+    out, weights = layer._attend_one_query(q, k, v, mask)
+    scores = tf.matmul(q, k, transpose_b=True) * 0.5
+    expected_weights = tf.nn.softmax(tf.where(mask, scores, -1e4), axis=-1)
+    np.testing.assert_allclose(weights, expected_weights, atol=1e-6)
+    np.testing.assert_allclose(out, tf.matmul(expected_weights, v), atol=1e-5)
+    assert np.all(weights.numpy()[2, :, 0, 1:] == 0.0)
