@@ -102,14 +102,16 @@ class MultiHeadAttentionBase(keras.layers.Layer):
         Why: a graph run by TensorFlow with oneDNN (the default on x86 CPUs) prepares a
         batched-matmul kernel for every new shape, and a decoding step's keys grow by one
         position every step; at batch 1 that preparation cost most of a GPT step (3.4 ms a token
-        against 0.8 ms this way, `benchmarks/gpt_decode_speed.py --serving_ratios`). XLA
+        against ~1.2 ms this way; `benchmarks/gpt_decode_speed.py --serving_ratios`). XLA
         compiles the matmuls into its own kernels and keeps them.
 
         Args and returns: as `_attend`, with `query_len` 1.
         """
         scores = tf.reduce_sum(q * k, axis=-1)[:, :, tf.newaxis, :]  # [batch, heads, 1, key_len]
         scores = tf.where(mask, tf.cast(scores * (self.head_dim**-0.5), "float32"), _MASK_VALUE)
-        weights = tf.nn.softmax(scores, axis=-1)
+        # The softmax written out: oneDNN's softmax kernel is also prepared for every new shape.
+        exps = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
+        weights = exps / tf.reduce_sum(exps, axis=-1, keepdims=True)
         # [batch, heads, key_len, 1] * [batch, heads, key_len, head_dim], summed over the keys.
         per_key = tf.cast(weights, v.dtype)[:, :, 0, :, tf.newaxis] * v
         return tf.reduce_sum(per_key, axis=2, keepdims=True), weights
