@@ -30,6 +30,7 @@ import contextlib
 import os
 import statistics
 import string
+import subprocess
 import sys
 import tempfile
 import time
@@ -163,13 +164,9 @@ def batched_matmul_attention():
         MultiHeadAttentionBase._attend_one_query = saved
 
 
-def serving_ratios(repeats, new_tokens):
-    """The issue's ratios, measured alternately in one process on a GPT of context 256 (the
-    benchmark's sizes otherwise), through the in-process `generate` signature (the function an
-    export serves): prompt of 230 tokens + 4 new against 1 + 4, prompts in one pass against
-    token by token; batch 32 against batch 1 at `new_tokens` new tokens; the graph-mode time
-    per token at batch 1 with the decoding step's attention by batched matmuls (before) and by
-    broadcast sums (now), against the XLA export. Prints the tables and returns their text."""
+def _ratios_model(new_tokens):
+    """The GPT of `--serving_ratios` (context 256, the benchmark's sizes otherwise; reserved ids
+    never win), its tokenizer and a decoding config for prompts up to 232 tokens."""
     chars = string.ascii_letters + string.digits + " .,;:!?'-\n" + "&$"
     directory = tempfile.mkdtemp(prefix="gpt-ratios-")
     tokenizer = learn_tokenizer("character", [chars], os.path.join(directory, "tokenizer"))
@@ -185,22 +182,72 @@ def serving_ratios(repeats, new_tokens):
     config = DecodingConfig(
         max_prompt_tokens=232, max_new_tokens_cap=new_tokens, max_new_tokens=new_tokens
     )
+    return model, tokenizer, config
+
+
+def _warm_call(generate, prompt, batch, tokens):
+    """A call of `generate` (greedy, `batch` rows of `prompt`, `tokens` new tokens) returning
+    the tokens generated; called once here (tracing, compilation)."""
+
+    def call():
+        out = generate(
+            prompt=tf.fill([batch], prompt),
+            max_new_tokens=tf.fill([batch], tokens),
+            temperature=tf.zeros([batch]),
+            top_k=tf.zeros([batch], tf.int32),
+            top_p=tf.ones([batch]),
+            seed=tf.range(batch),
+        )
+        return int(tf.reduce_sum(out["num_tokens"]))
+
+    call()
+    return call
+
+
+PER_TOKEN_CASES = ("batched matmuls", "broadcast sums", "XLA")
+
+
+def per_token_ms(case, calls, new_tokens):
+    """Milliseconds per token at batch 1 (median of `calls` after a warm-up) of one service of
+    the `--serving_ratios` GPT, alone in this process as in a server: the graph-mode step
+    attending by batched matmuls (before) or broadcast sums (now), or the XLA export."""
+    model, tokenizer, config = _ratios_model(new_tokens)
+    context = batched_matmul_attention() if case == "batched matmuls" else contextlib.nullcontext()
+    with context:  # the warm-up call traces inside
+        service = LanguageModelService(model, tokenizer, config, jit_compile=case == "XLA")
+        call = _warm_call(service.generate, "a", 1, new_tokens)
+    times, tokens = [], 0
+    for _ in range(calls):
+        started = time.perf_counter()
+        tokens = call()
+        times.append(time.perf_counter() - started)
+    return 1e3 * statistics.median(times) / tokens
+
+
+def _per_token_rounds(repeats, new_tokens):
+    """`per_token_ms` of every case, each in a process of its own (`--per_token_case`), the
+    cases alternating over `repeats` rounds; the median of the rounds per case."""
+    results = {case: [] for case in PER_TOKEN_CASES}
+    for _ in range(repeats):
+        for case in PER_TOKEN_CASES:
+            command = [sys.executable, os.path.abspath(__file__), f"--per_token_case={case}"]
+            command.append(f"--new_tokens={new_tokens}")
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            results[case].append(float(output.strip().splitlines()[-1]))
+    return {case: statistics.median(values) for case, values in results.items()}
+
+
+def serving_ratios(repeats, new_tokens):
+    """The issue's ratios on a GPT of context 256 (the benchmark's sizes otherwise), through
+    the in-process `generate` signature (the function an export serves), measured alternately
+    in one process: prompt of 230 tokens + 4 new against 1 + 4, prompts in one pass against
+    token by token; batch 32 against batch 1 at `new_tokens` new tokens. Then the graph-mode
+    time per token at batch 1 with the decoding step's attention by batched matmuls (before)
+    and by broadcast sums (now), against the XLA export, each in a process of its own (one
+    model per process, as a server runs it) and in this one beside the other services. Prints
+    the tables and returns their text."""
+    model, tokenizer, config = _ratios_model(new_tokens)
     long_prompt = ("the quick brown fox jumps over the lazy dog. " * 6)[:230]
-
-    def timed(generate, prompt, batch, tokens):
-        def call():
-            out = generate(
-                prompt=tf.fill([batch], prompt),
-                max_new_tokens=tf.fill([batch], tokens),
-                temperature=tf.zeros([batch]),
-                top_k=tf.zeros([batch], tf.int32),
-                top_p=tf.ones([batch]),
-                seed=tf.range(batch),
-            )
-            return int(tf.reduce_sum(out["num_tokens"]))
-
-        call()  # tracing, compilation
-        return call
 
     cases = {}
     for mode, xla in (("graph", False), ("XLA", True)):
@@ -209,14 +256,14 @@ def serving_ratios(repeats, new_tokens):
             ("token by token", TokenByTokenService),
         ):
             generate = service_class(model, tokenizer, config, jit_compile=xla).generate
-            cases[(mode, label, "230+4")] = timed(generate, long_prompt, 1, 4)
-            cases[(mode, label, "1+4")] = timed(generate, "a", 1, 4)
+            cases[(mode, label, "230+4")] = _warm_call(generate, long_prompt, 1, 4)
+            cases[(mode, label, "1+4")] = _warm_call(generate, "a", 1, 4)
         generate = LanguageModelService(model, tokenizer, config, jit_compile=xla).generate
-        cases[(mode, "one pass", "batch 1")] = timed(generate, "a", 1, new_tokens)
-        cases[(mode, "one pass", "batch 32")] = timed(generate, "a", 32, new_tokens)
+        cases[(mode, "one pass", "batch 1")] = _warm_call(generate, "a", 1, new_tokens)
+        cases[(mode, "one pass", "batch 32")] = _warm_call(generate, "a", 32, new_tokens)
     with batched_matmul_attention():  # traced (by the warm-up call) inside
         generate = LanguageModelService(model, tokenizer, config, jit_compile=False).generate
-        cases[("graph", "batched matmuls", "batch 1")] = timed(generate, "a", 1, new_tokens)
+        cases[("graph", "batched matmuls", "batch 1")] = _warm_call(generate, "a", 1, new_tokens)
     times = {key: [] for key in cases}
     tokens = {}
     for _ in range(repeats):  # rounds: every case once per round, so load hits all alike
@@ -249,25 +296,40 @@ def serving_ratios(repeats, new_tokens):
         key = (mode, label, "batch 1")
         return 1e3 * median[key] / tokens[key]
 
-    before, now, xla = (
-        per_token("graph", "batched matmuls"),
-        per_token("graph", "one pass"),
-        per_token("XLA", "one pass"),
+    shared = {
+        "batched matmuls": per_token("graph", "batched matmuls"),
+        "broadcast sums": per_token("graph", "one pass"),
+        "XLA": per_token("XLA", "one pass"),
+    }
+    alone = _per_token_rounds(repeats, new_tokens)
+    rows = (
+        ("batched matmuls", "graph, step attention by batched matmuls (before)", ""),
+        ("broadcast sums", "graph, step attention by broadcast sums (this)", ">= 2x"),
+        ("XLA", "XLA export, for the remaining gap", ""),
     )
     lines += [
         "",
-        "| graph export, batch 1 | ms per token | before / this | target |",
-        "| --- | --- | --- | --- |",
-        f"| step attention by batched matmuls (before) | {before:.3f} | 1.00x | |",
-        f"| step attention by broadcast sums (this) | {now:.3f} | {before / now:.2f}x | >= 2x |",
-        f"| XLA export, for the remaining gap | {xla:.3f} | {before / xla:.2f}x | |",
+        "| batch 1 | ms per token, alone | before / this | ms per token, shared | before / this"
+        " | target |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for case, label, target in rows:
+        lines.append(
+            f"| {label} | {alone[case]:.3f} | {alone['batched matmuls'] / alone[case]:.2f}x | "
+            f"{shared[case]:.3f} | {shared['batched matmuls'] / shared[case]:.2f}x | {target} |"
+        )
+    lines += [
+        "",
+        "'alone': each case in a process of its own (one model, as a server runs it), median of "
+        f"{repeats} rounds of 5 calls; 'shared': in the process of the tables above, beside "
+        "the other services.",
     ]
     text = (
         f"GPT (context 256, width 128, 4 blocks), greedy, {new_tokens} new tokens for the batch "
         f"and per-token rows, median of {repeats} interleaved rounds, load average "
         f"{os.getloadavg()[0]:.1f}, {time.strftime('%Y-%m-%d')}; "
-        f"`python benchmarks/gpt_decode_speed.py --serving_ratios --repeats={repeats}`:\n\n"
-        + "\n".join(lines)
+        f"`python benchmarks/gpt_decode_speed.py --serving_ratios --repeats={repeats}"
+        f"{'' if new_tokens == 256 else f' --new_tokens={new_tokens}'}`:\n\n" + "\n".join(lines)
     )
     print(text)
     return text
@@ -276,12 +338,16 @@ def serving_ratios(repeats, new_tokens):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--serving_ratios", action="store_true", help=serving_ratios.__doc__)
+    parser.add_argument("--per_token_case", choices=PER_TOKEN_CASES, help=per_token_ms.__doc__)
     parser.add_argument("--new_tokens", type=int, default=256)
     parser.add_argument("--batch_sizes", default="1,32")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--write_notes", action="store_true")
     parser.add_argument("--notes_path", default="BUILD_NOTES.md")
     args = parser.parse_args()
+    if args.per_token_case:  # one case of `--serving_ratios`, in a process of its own
+        print(per_token_ms(args.per_token_case, 5, args.new_tokens))
+        return
     if args.serving_ratios:
         text = serving_ratios(args.repeats, args.new_tokens)
         if args.write_notes:
