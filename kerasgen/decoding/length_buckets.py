@@ -27,6 +27,19 @@ def length_buckets(max_length):
     return buckets + [max_length]
 
 
+def bucket_of(length, max_length):
+    """The bucket of `length` as a tensor: the smallest power of two `>= length` and `>= 16`,
+    at most `max_length` (scalar int32 tensors; `max_length` may be known at run time only).
+    For graphs outside XLA whose kernels are prepared per shape (oneDNN's): a slice to the
+    bucket meets a handful of shapes where a slice to `length` meets a new one every step."""
+    length = tf.cast(length, tf.int32)
+    power = tf.math.ceil(tf.math.log(tf.cast(length, tf.float32)) / tf.math.log(2.0))
+    bucket = tf.bitwise.left_shift(1, tf.cast(power, tf.int32))
+    bucket = tf.where(bucket // 2 >= length, bucket // 2, bucket)  # the log's rounding
+    bucket = tf.where(bucket < length, bucket * 2, bucket)
+    return tf.minimum(tf.maximum(bucket, _SMALLEST_BUCKET), max_length)
+
+
 def compiling_with_xla():
     """Whether the function being traced is compiled by XLA (`tf.function(jit_compile=True)`,
     also inside its loops' bodies)."""

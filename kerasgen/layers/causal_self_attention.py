@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from kerasgen.decoding.length_buckets import run_at_length
+from kerasgen.decoding.length_buckets import bucket_of, compiling_with_xla, run_at_length
 from kerasgen.layers.multi_head_attention_base import MultiHeadAttentionBase
 
 
@@ -89,8 +89,8 @@ class CausalSelfAttention(MultiHeadAttentionBase):
     def masked_step(self, x, key_cache, value_cache, cache_indices, positions, length):
         """`step` at a position per row, reading only the first `length` slots of the cache
         (the part written so far, so a step's cost follows what was generated, not the size of
-        the cache): a slice in graph mode, the smallest static bucket `>= length` under XLA
-        (`kerasgen.decoding.length_buckets`).
+        the cache), rounded up to a length bucket (`kerasgen.decoding.length_buckets`): a
+        slice to `bucket_of(length)` in graph mode, the smallest static bucket under XLA.
 
         Args:
             x: `[batch, width]`.
@@ -115,7 +115,10 @@ class CausalSelfAttention(MultiHeadAttentionBase):
             keys, values = key_cache[:, :, :n], value_cache[:, :, :n]
             return self._attend(q, keys, values, visible, training=False)[0]  # [b, h, 1, d]
 
-        out = run_at_length(length, key_cache.shape[2], attend)
+        if compiling_with_xla():
+            out = run_at_length(length, key_cache.shape[2], attend)
+        else:  # a bucket too: kernels prepared per shape (oneDNN's) are then reused
+            out = attend(bucket_of(length, tf.shape(key_cache)[2]))
         out = tf.reshape(out, [batch, self.width])
         return self.output_projection(out), key_cache, value_cache
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kerasgen.decoding import BeamSearchStrategy, SamplingStrategy, decode, prepare_prompts
 from kerasgen.decoding.engine import decode_with_prefill
-from kerasgen.decoding.length_buckets import length_buckets
+from kerasgen.decoding.length_buckets import bucket_of, length_buckets
 from kerasgen.models import GPT, TextGenerator
 
 START, END, PAD = 1, 2, 0
@@ -177,3 +177,12 @@ def test_sampling_with_controls_matches_and_does_not_depend_on_the_batch():
 
     _, single = _both(model, alone, alone_ids, alone_lengths)
     np.testing.assert_array_equal(single["tokens"][0], actual["tokens"][3])
+
+
+def test_a_graph_step_reads_a_length_bucket():
+    """`bucket_of`: the smallest power of two that holds the length, at least 16, capped at
+    the cache's size, for every length up to the cap."""
+    lengths = tf.range(1, 301)
+    buckets = bucket_of(lengths, 300).numpy()
+    expected = [min(max(16, 2 ** int(np.ceil(np.log2(n)))), 300) for n in range(1, 301)]
+    assert buckets.tolist() == expected
