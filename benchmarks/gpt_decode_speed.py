@@ -41,6 +41,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from kerasgen.layers import causal_self_attention  # noqa: E402
 from kerasgen.layers.multi_head_attention_base import MultiHeadAttentionBase  # noqa: E402
 from kerasgen.models import GPT  # noqa: E402
 from kerasgen.serving import DecodingConfig, LanguageModelService, export_service  # noqa: E402
@@ -148,20 +149,22 @@ class TokenByTokenService(LanguageModelService):
 
 @contextlib.contextmanager
 def batched_matmul_attention():
-    """Decoding steps traced inside attend with batched matmuls, as before
-    `MultiHeadAttentionBase._attend_one_query` (the "before" row of `--serving_ratios`)."""
+    """Decoding steps traced inside attend as before `MultiHeadAttentionBase._attend_one_query`
+    and `length_buckets.bucket_of` (the "before" row of `--serving_ratios`): with batched
+    matmuls, over a graph-mode slice of the cache to the exact length."""
 
     def attend(self, q, k, v, mask):
         scores = tf.matmul(q, k, transpose_b=True) * (self.head_dim**-0.5)
         weights = tf.nn.softmax(tf.where(mask, tf.cast(scores, "float32"), -1e4), axis=-1)
         return tf.matmul(tf.cast(weights, q.dtype), v), weights
 
-    saved = MultiHeadAttentionBase._attend_one_query
+    saved = MultiHeadAttentionBase._attend_one_query, causal_self_attention.bucket_of
     MultiHeadAttentionBase._attend_one_query = attend
+    causal_self_attention.bucket_of = lambda length, max_length: length
     try:
         yield
     finally:
-        MultiHeadAttentionBase._attend_one_query = saved
+        MultiHeadAttentionBase._attend_one_query, causal_self_attention.bucket_of = saved
 
 
 def _ratios_model(new_tokens):
