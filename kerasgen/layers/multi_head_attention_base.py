@@ -107,14 +107,17 @@ class MultiHeadAttentionBase(keras.layers.Layer):
 
         Args and returns: as `_attend`, with `query_len` 1.
         """
-        scores = tf.reduce_sum(q * k, axis=-1)[:, :, tf.newaxis, :]  # [batch, heads, 1, key_len]
-        scores = tf.where(mask, tf.cast(scores * (self.head_dim**-0.5), "float32"), _MASK_VALUE)
+        # Sums in float32 whatever the compute dtype, as a matmul accumulates (the casts are
+        # no-ops under float32).
+        products = tf.cast(q * k, "float32")  # [batch, heads, key_len, head_dim]
+        scores = tf.reduce_sum(products, axis=-1)[:, :, tf.newaxis, :] * (self.head_dim**-0.5)
+        scores = tf.where(mask, scores, _MASK_VALUE)  # [batch, heads, 1, key_len]
         # The softmax written out: oneDNN's softmax kernel is also prepared for every new shape.
         exps = tf.exp(scores - tf.reduce_max(scores, axis=-1, keepdims=True))
         weights = exps / tf.reduce_sum(exps, axis=-1, keepdims=True)
         # [batch, heads, key_len, 1] * [batch, heads, key_len, head_dim], summed over the keys.
-        per_key = tf.cast(weights, v.dtype)[:, :, 0, :, tf.newaxis] * v
-        return tf.reduce_sum(per_key, axis=2, keepdims=True), weights
+        per_key = weights[:, :, 0, :, tf.newaxis] * tf.cast(v, "float32")
+        return tf.cast(tf.reduce_sum(per_key, axis=2, keepdims=True), v.dtype), weights
 
     def get_config(self):
         config = super().get_config()
