@@ -84,21 +84,23 @@ def kerasgen_exports(new_tokens, directory):
     return paths, tokenizer.vocab_size
 
 
+def greedy_tokens(generate, prompt, batch, tokens):
+    """Calls `generate` (a `generate` signature or function) greedily on `batch` rows of
+    `prompt` with `tokens` new tokens each; returns the tokens generated in all."""
+    out = generate(
+        prompt=tf.fill([batch], prompt),
+        max_new_tokens=tf.fill([batch], tokens),
+        temperature=tf.zeros([batch]),
+        top_k=tf.zeros([batch], tf.int32),
+        top_p=tf.ones([batch]),
+        seed=tf.range(batch),
+    )
+    return int(tf.reduce_sum(out["num_tokens"]))
+
+
 def kerasgen_call(path, new_tokens):
     generate = tf.saved_model.load(path).signatures["generate"]
-
-    def call(batch):
-        out = generate(
-            prompt=tf.fill([batch], ""),
-            max_new_tokens=tf.fill([batch], new_tokens),
-            temperature=tf.zeros([batch]),
-            top_k=tf.zeros([batch], tf.int32),
-            top_p=tf.ones([batch]),
-            seed=tf.range(batch),
-        )
-        return int(tf.reduce_sum(out["num_tokens"]))
-
-    return call
+    return lambda batch: greedy_tokens(generate, "", batch, new_tokens)
 
 
 def keras_hub_call(vocab_size, new_tokens, jit_compile):
@@ -193,15 +195,7 @@ def _warm_call(generate, prompt, batch, tokens):
     the tokens generated; called once here (tracing, compilation)."""
 
     def call():
-        out = generate(
-            prompt=tf.fill([batch], prompt),
-            max_new_tokens=tf.fill([batch], tokens),
-            temperature=tf.zeros([batch]),
-            top_k=tf.zeros([batch], tf.int32),
-            top_p=tf.ones([batch]),
-            seed=tf.range(batch),
-        )
-        return int(tf.reduce_sum(out["num_tokens"]))
+        return greedy_tokens(generate, prompt, batch, tokens)
 
     call()
     return call
