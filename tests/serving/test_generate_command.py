@@ -23,7 +23,7 @@ def _generate(*flags, stdin=None):
     )
 
 
-def test_prompts_from_flags_match_the_generate_signature(exported):
+def test_prompts_from_flags_match_the_generate_signature(exported, load_saved_model):
     base, path = exported
     result = _generate(
         f"--export_dir={base}/tiny",
@@ -34,7 +34,7 @@ def test_prompts_from_flags_match_the_generate_signature(exported):
         "--seed=3",
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     expected = loaded.signatures["generate"](
         prompt=tf.constant(["ANNA:", ""]),
         max_new_tokens=tf.constant([6, 6]),
@@ -158,9 +158,11 @@ def test_beam_width_other_than_the_exports_is_one_line_naming_it(exported, trans
     )
 
 
-def test_a_translation_export_translates_prompts_greedily_and_by_beam(translation_export):
+def test_a_translation_export_translates_prompts_greedily_and_by_beam(
+    translation_export, load_saved_model
+):
     sources = ["March 3, 2021", "3 March"]
-    loaded = tf.saved_model.load(translation_export)
+    loaded = load_saved_model(translation_export)
     expected = loaded.signatures["translate"](
         source=tf.constant(sources),
         max_new_tokens=tf.constant([4, 4]),
@@ -188,7 +190,7 @@ def test_a_translation_export_translates_prompts_greedily_and_by_beam(translatio
     assert lines[0] == f"[1] ({score:.3f}) {text}"
 
 
-def _controls_outputs(path, signature_name, **inputs):
+def _controls_outputs(loaded, signature_name, **inputs):
     count = len(next(iter(inputs.values())))
     defaults = dict(
         top_k=tf.zeros([count], tf.int32),
@@ -199,11 +201,13 @@ def _controls_outputs(path, signature_name, **inputs):
         num_samples=tf.ones([count], tf.int32),
         top_logprobs=tf.zeros([count], tf.int32),
     )
-    signature = tf.saved_model.load(path).signatures[signature_name]
+    signature = loaded.signatures[signature_name]
     return signature(**{**defaults, **inputs})
 
 
-def test_the_generation_controls_use_the_controls_signature_and_print_a_logprob_table(exported):
+def test_the_generation_controls_use_the_controls_signature_and_print_a_logprob_table(
+    exported, load_saved_model
+):
     base, path = exported
     result = _generate(
         f"--export_dir={base}/tiny", "--prompt=ANNA:", "--max_new_tokens=6", "--temperature=1",
@@ -212,7 +216,7 @@ def test_the_generation_controls_use_the_controls_signature_and_print_a_logprob_
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     expected = _controls_outputs(
-        path,
+        load_saved_model(path),
         "generate_with_controls",
         prompt=tf.constant(["ANNA:"]),
         max_new_tokens=tf.constant([6]),
@@ -239,14 +243,14 @@ def test_the_generation_controls_use_the_controls_signature_and_print_a_logprob_
             assert [a.rsplit(" ", 1)[1] for a in alternatives] == [f"{p:.3f}" for p in top]
 
 
-def test_a_stop_sequence_on_a_translation_export(translation_export):
+def test_a_stop_sequence_on_a_translation_export(translation_export, load_saved_model):
     result = _generate(
         f"--export_dir={translation_export}", "--prompt=March 3, 2021", "--max_new_tokens=6",
         "--temperature=0", "--stop=3",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     expected = _controls_outputs(
-        translation_export,
+        load_saved_model(translation_export),
         "translate_with_controls",
         source=tf.constant(["March 3, 2021"]),
         max_new_tokens=tf.constant([6]),

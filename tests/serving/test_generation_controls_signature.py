@@ -349,14 +349,16 @@ def test_saved_model_cli_runs_the_controls_signature_with_every_control(
 
 
 @pytest.mark.parametrize("family", ["text_generator", "seq2seq"])
-def test_warmup_records_include_the_controls_signature_and_replay(exports, family):
+def test_warmup_records_include_the_controls_signature_and_replay(
+    exports, family, load_saved_model
+):
     _, path = exports[family, False]
     requests = {r.model_spec.signature_name: r for r in read_warmup_requests(path)}
     controls = FAMILIES[family][2]
     assert controls in requests
     inputs = {name: tf.make_ndarray(proto) for name, proto in requests[controls].inputs.items()}
     assert inputs["num_samples"].tolist() == [1, 2]  # a fast-path row and a row with controls
-    outputs = tf.saved_model.load(path).signatures[controls](
+    outputs = load_saved_model(path).signatures[controls](
         **{k: tf.constant(v) for k, v in inputs.items()}
     )
     assert outputs["text"].shape == (2, 2)
@@ -402,9 +404,11 @@ def _request(**change):
         (dict(max_new_tokens=[17, 1, 1]), "max_new_tokens must be <= 16"),
     ],
 )  # fmt: skip
-def test_bad_control_values_are_invalid_argument_naming_the_input(exports, change, message):
+def test_bad_control_values_are_invalid_argument_naming_the_input(
+    exports, change, message, load_saved_model
+):
     _, path = exports["text_generator", False]
-    signature = tf.saved_model.load(path).signatures["generate_with_controls"]
+    signature = load_saved_model(path).signatures["generate_with_controls"]
     typed = {
         k: np.array(v, dtype=SAMPLING.get(k, CONTROLS_OFF.get(k)).dtype) for k, v in change.items()
     }
@@ -416,9 +420,11 @@ def test_bad_control_values_are_invalid_argument_naming_the_input(exports, chang
     "name,bad",
     [("stop_sequences", np.array(["a", "b", "c"], object)), ("num_samples", np.ones([3, 1], np.int32))],
 )  # fmt: skip
-def test_an_input_of_the_wrong_rank_is_invalid_argument_naming_it(exports, name, bad):
+def test_an_input_of_the_wrong_rank_is_invalid_argument_naming_it(
+    exports, name, bad, load_saved_model
+):
     _, path = exports["text_generator", False]
-    signature = tf.saved_model.load(path).signatures["generate_with_controls"]
+    signature = load_saved_model(path).signatures["generate_with_controls"]
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"Shape of tensor {name} \\["):
         signature(**_request(**{name: bad}))
 

@@ -101,11 +101,11 @@ def test_every_signature_runs_in_the_tf1_session_loader(exported, signature_name
         assert value.shape[0] == batch
 
 
-def test_generate_in_session_loader_equals_eager_load(exported):
+def test_generate_in_session_loader_equals_eager_load(exported, load_saved_model):
     _, path = exported
     inputs = _typed(GENERATE_INPUTS)
     session_text = _session_run(path, "generate", inputs)["text"].tolist()
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     eager_text = (
         loaded.signatures["generate"](**{k: tf.constant(v) for k, v in inputs.items()})["text"]
         .numpy()
@@ -216,10 +216,12 @@ def test_warmup_records_parse_and_replay(exported):
         ({"seed": [1, 2]}, "seed must have one value per row (the batch size of prompt)"),
     ],
 )
-def test_bad_requests_are_invalid_argument_naming_the_input(exported, change, message):
+def test_bad_requests_are_invalid_argument_naming_the_input(
+    exported, change, message, load_saved_model
+):
     _, path = exported
     inputs = _typed({**GENERATE_INPUTS, **change})
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     with pytest.raises(
         tf.errors.InvalidArgumentError,
         match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\["),
@@ -227,9 +229,9 @@ def test_bad_requests_are_invalid_argument_naming_the_input(exported, change, me
         loaded.signatures["generate"](**{k: tf.constant(v) for k, v in inputs.items()})
 
 
-def test_awkward_but_valid_inputs_are_handled(exported, tiny_decoding):
+def test_awkward_but_valid_inputs_are_handled(exported, tiny_decoding, load_saved_model):
     _, path = exported
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     out = loaded.signatures["serving_default"](
         prompt=tf.constant(["", b"\xff\xfe broken utf-8", "x" * 500])
     )
@@ -242,9 +244,9 @@ def test_awkward_but_valid_inputs_are_handled(exported, tiny_decoding):
     assert beams["texts"].shape == (0, tiny_decoding.num_beams)
 
 
-def test_seeded_generate_is_reproducible_and_unseeded_is_not_fixed(exported):
+def test_seeded_generate_is_reproducible_and_unseeded_is_not_fixed(exported, load_saved_model):
     _, path = exported
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     inputs = {
         k: tf.constant(v)
         for k, v in _typed(
@@ -266,9 +268,11 @@ def test_seeded_generate_is_reproducible_and_unseeded_is_not_fixed(exported):
     assert len(draws) > 1
 
 
-def test_beam_search_first_hypothesis_matches_greedy_at_width_one_scores_sorted(exported):
+def test_beam_search_first_hypothesis_matches_greedy_at_width_one_scores_sorted(
+    exported, load_saved_model
+):
     _, path = exported
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     out = loaded.signatures["beam_search"](
         prompt=tf.constant(["", "ANNA:"]), length_penalty=tf.constant([0.6, 0.0])
     )
@@ -276,9 +280,9 @@ def test_beam_search_first_hypothesis_matches_greedy_at_width_one_scores_sorted(
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
-def test_score_of_an_empty_batch_is_empty_in_both_loaders(exported):
+def test_score_of_an_empty_batch_is_empty_in_both_loaders(exported, load_saved_model):
     _, path = exported
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     out = loaded.signatures["score"](text=tf.zeros([0], tf.string))
     assert out["log_prob"].shape == (0,) and out["num_tokens"].shape == (0,)
     session = _session_run(path, "score", {"text": np.zeros([0], object)})
@@ -286,9 +290,11 @@ def test_score_of_an_empty_batch_is_empty_in_both_loaders(exported):
 
 
 @pytest.mark.parametrize("length_penalty", [-0.5, float("nan")])
-def test_beam_search_refuses_a_negative_or_nan_length_penalty(exported, length_penalty):
+def test_beam_search_refuses_a_negative_or_nan_length_penalty(
+    exported, length_penalty, load_saved_model
+):
     _, path = exported
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     with pytest.raises(
         tf.errors.InvalidArgumentError, match="length_penalty must be a number >= 0"
     ):
@@ -306,7 +312,7 @@ def _all_signature_inputs():
 @pytest.mark.parametrize("reshape", ["column", "scalar"])
 @pytest.mark.parametrize("signature_name,input_name", _all_signature_inputs())
 def test_an_input_that_is_not_a_batch_vector_is_invalid_argument_naming_it(
-    exported, signature_name, input_name, reshape
+    exported, signature_name, input_name, reshape, load_saved_model
 ):
     """The input signature says `[None]`, but neither `tf.saved_model.load` nor TensorFlow
     Serving checks it: a `[n, 1]` column used to pass silently, a scalar to fail cryptically."""
@@ -315,16 +321,16 @@ def test_an_input_that_is_not_a_batch_vector_is_invalid_argument_naming_it(
     inputs = {k: tf.constant(v) for k, v in inputs.items()}
     bad = inputs[input_name]
     inputs[input_name] = bad[:, tf.newaxis] if reshape == "column" else bad[0]
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"Shape of tensor {input_name} \\["):
         loaded.signatures[signature_name](**inputs)
 
 
 @pytest.mark.parametrize("name", ["temperature", "top_p"])
-def test_a_nan_sampling_parameter_is_invalid_argument(exported, name):
+def test_a_nan_sampling_parameter_is_invalid_argument(exported, name, load_saved_model):
     _, path = exported
     inputs = _typed({**GENERATE_INPUTS, name: [1.0, float("nan"), 1.0, 1.0]})
-    loaded = tf.saved_model.load(path)
+    loaded = load_saved_model(path)
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name} must be"):
         loaded.signatures["generate"](**{k: tf.constant(v) for k, v in inputs.items()})
 

@@ -169,8 +169,10 @@ def test_plain_seq2seq_exports_without_attention_output(tmp_path_factory):
     assert outputs["text"].shape == (len(SOURCES),)
 
 
-def test_score_of_an_empty_batch_and_bad_shapes_and_penalties_on_the_export(exported):
-    loaded = tf.saved_model.load(exported)
+def test_score_of_an_empty_batch_and_bad_shapes_and_penalties_on_the_export(
+    exported, load_saved_model
+):
+    loaded = load_saved_model(exported)
     empty = loaded.signatures["score"](
         source=tf.zeros([0], tf.string), target=tf.zeros([0], tf.string)
     )
