@@ -153,14 +153,14 @@ def _release_memory_after_each_module(request):
     less. With `KERASGEN_TEST_MEMORY_LOG=<file>`, appends a line per module: its id, then the
     resident memory before and after the release and the peak so far, in MB."""
     yield
-    before, _ = _memory_mb()
+    log_path = os.environ.get("KERASGEN_TEST_MEMORY_LOG")
+    before, _ = _memory_mb() if log_path else (None, None)
     keras.backend.clear_session()
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to hand back this way
         pass
-    log_path = os.environ.get("KERASGEN_TEST_MEMORY_LOG")
     if log_path:
         after, peak = _memory_mb()
         with open(log_path, "a") as log:
