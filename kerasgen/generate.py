@@ -110,20 +110,14 @@ def _check_beam_width(export):
         )
 
 
-def _translation_calls(path):
+def _translation_calls(export):
     """(sample, beam_search) over a translation export's `translate` and `beam_search`, with
-    the same arguments and results as `LoadedExport.generate` and `.beam_search`."""
+    the same arguments and results as `LoadedExport.generate` and `.beam_search`; `export` is
+    the `LoadedExport` already loaded (a second load would double the start-up)."""
     import tensorflow as tf
 
-    from kerasgen.serving.loading import invalid_argument_reason
-
-    signatures = tf.saved_model.load(path).signatures
-
     def call(name, **inputs):
-        try:
-            return signatures[name](**inputs)
-        except tf.errors.InvalidArgumentError as error:
-            raise UserInputError(f"{path}: {invalid_argument_reason(error)}") from None
+        return export._signature(name)(**inputs)
 
     def texts(strings):
         return [t.decode("utf-8", errors="replace") for t in strings.numpy().tolist()]
@@ -263,7 +257,7 @@ def _run():
     # An encoder-decoder translates each prompt, which its output does not repeat.
     translation = "translate" in export.signature_names
     if translation:
-        sample, beam_search = _translation_calls(export.path)
+        sample, beam_search = _translation_calls(export)
     else:
         sample, beam_search = export.generate, export.beam_search
     controls = None
